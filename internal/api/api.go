@@ -1,0 +1,424 @@
+// Package api serves the JSON HTTP API of a node: status, blocks, events,
+// proofs and search. Block headers, validations and counts are public;
+// event contents, device ids, namespaces and proofs need a bearer token.
+// Errors are JSON objects {"error": "..."} with a fitting status code.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/index"
+	"cissan/internal/ledger"
+	"cissan/internal/proof"
+	"cissan/internal/store"
+)
+
+// Config is what the API serves from.
+type Config struct {
+	Ledger *ledger.Ledger // the node whose chain is served (the master in `cissan up`)
+	// Pending reports whether an event waits in some pool, not yet in a block.
+	Pending func(uid string) bool
+	// Status returns extra fields for GET /v1/status (nodes, pools, devices).
+	Status func(ctx context.Context) map[string]any
+	// Authorize admits requests for event contents and proofs.
+	Authorize func(*http.Request) bool
+	Log       *slog.Logger
+}
+
+// Handler returns the API's routes on mux.
+func Handler(c Config, mux *http.ServeMux) {
+	s := &server{c: c}
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/network", s.network)
+	mux.HandleFunc("GET /v1/blocks", s.blocks)
+	mux.HandleFunc("GET /v1/blocks/{height}", s.block)
+	mux.HandleFunc("GET /v1/events", s.private(s.search))
+	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
+	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
+}
+
+type server struct {
+	c Config
+}
+
+func (s *server) private(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.c.Authorize == nil || !s.c.Authorize(r) {
+			writeError(w, http.StatusUnauthorized, "bearer token required for event contents and proofs")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (s *server) internal(w http.ResponseWriter, what string, err error) {
+	s.c.Log.Error("api", "what", what, "err", err)
+	writeError(w, http.StatusInternalServerError, what+": "+err.Error())
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	led := s.c.Ledger
+	out := map[string]any{
+		"network_id": led.Network().ID.String(),
+		"height":     led.Height(),
+		"quorum":     led.Network().Quorum,
+	}
+	if h := led.Height(); h > 0 {
+		hdr, _, err := led.Store().Header(h - 1)
+		if err != nil {
+			s.internal(w, "read head", err)
+			return
+		}
+		out["head_hash"] = hex.EncodeToString(hashSlice(hdr.Hash()))
+		out["head_mint_time"] = time.UnixMilli(hdr.MintTimeMs).UTC()
+		out["final_height"] = s.finalHeight(h)
+	}
+	if n, err := led.Index().Count(r.Context()); err == nil {
+		out["events"] = n
+	}
+	if s.c.Status != nil {
+		for k, v := range s.c.Status(r.Context()) {
+			out[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// finalHeight returns the number of leading blocks that are final: the
+// lowest non-final height, searched back from the head over a short
+// window (older blocks are final in a healthy network).
+func (s *server) finalHeight(h uint64) uint64 {
+	for lo := h; lo > 0 && h-lo < 64; lo-- {
+		if ok, _ := s.c.Ledger.Final(lo - 1); ok {
+			return lo
+		}
+	}
+	return 0
+}
+
+func (s *server) network(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.c.Ledger.Network())
+}
+
+func hashSlice(h chain.Hash) []byte { return h[:] }
+
+// BlockJSON is a block header with its signature, validations and
+// finality, as GET /v1/blocks/{height} returns it.
+type BlockJSON struct {
+	Height          uint64                 `json:"height"`
+	Hash            string                 `json:"hash"`
+	NetworkID       string                 `json:"network_id"`
+	PrevHash        string                 `json:"prev_hash"`
+	MintTime        time.Time              `json:"mint_time"`
+	MintTimeMs      int64                  `json:"mint_time_ms"`
+	EntryCount      uint64                 `json:"entry_count"`
+	EntriesRoot     string                 `json:"entries_root"`
+	HistoryRoot     string                 `json:"history_root"`
+	ControlRoot     string                 `json:"control_root"`
+	Header          string                 `json:"header"`
+	MasterSignature string                 `json:"master_signature"`
+	Validations     []proof.ValidationJSON `json:"validations"`
+	Accepted        int                    `json:"accepted"`
+	Rejected        int                    `json:"rejected"`
+	Quorum          int                    `json:"quorum"`
+	Final           bool                   `json:"final"`
+}
+
+func (s *server) blockJSON(h uint64) (*BlockJSON, error) {
+	hdr, sig, err := s.c.Ledger.Store().Header(h)
+	if err != nil {
+		return nil, err
+	}
+	ok, vals, err := s.c.Ledger.Accepting(h)
+	if err != nil {
+		return nil, err
+	}
+	hash := hdr.Hash()
+	b := &BlockJSON{
+		Height: h, Hash: hex.EncodeToString(hash[:]), NetworkID: hdr.Network.String(),
+		PrevHash: hex.EncodeToString(hdr.Prev[:]), MintTime: time.UnixMilli(hdr.MintTimeMs).UTC(), MintTimeMs: hdr.MintTimeMs,
+		EntryCount: hdr.EntryCount, EntriesRoot: hex.EncodeToString(hdr.EntriesRoot[:]),
+		HistoryRoot: hex.EncodeToString(hdr.HistoryRoot[:]), ControlRoot: hex.EncodeToString(hdr.ControlRoot[:]),
+		Header: hex.EncodeToString(hdr.Encode()), MasterSignature: hex.EncodeToString(sig),
+		Validations: []proof.ValidationJSON{}, Accepted: len(ok), Rejected: len(vals) - len(ok),
+		Quorum: s.c.Ledger.Network().Quorum,
+	}
+	b.Final = b.Accepted >= b.Quorum
+	for _, v := range vals {
+		b.Validations = append(b.Validations, proof.ValidationToJSON(v))
+	}
+	return b, nil
+}
+
+func (s *server) block(w http.ResponseWriter, r *http.Request) {
+	h, err := strconv.ParseUint(r.PathValue("height"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "height must be a non-negative integer")
+		return
+	}
+	if h >= s.c.Ledger.Height() {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no block at height %d (chain height is %d)", h, s.c.Ledger.Height()))
+		return
+	}
+	b, err := s.blockJSON(h)
+	if err != nil {
+		s.internal(w, "read block", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// blocks lists blocks newest first: ?before=HEIGHT&limit=N (default 20, max 100).
+func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
+	top := s.c.Ledger.Height()
+	before := top
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "before must be a non-negative integer")
+			return
+		}
+		before = min(n, top)
+	}
+	limit, err := intParam(r, "limit", 20, 100)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := []*BlockJSON{}
+	for h := before; h > 0 && len(out) < limit; h-- {
+		b, err := s.blockJSON(h - 1)
+		if err != nil {
+			s.internal(w, "read block", err)
+			return
+		}
+		out = append(out, b)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"blocks": out, "height": top})
+}
+
+func intParam(r *http.Request, name string, def, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("%s must be an integer in 1..%d", name, max)
+	}
+	return n, nil
+}
+
+// EventJSON is an event with where and how it was logged.
+type EventJSON struct {
+	UID        string       `json:"uid"`
+	Status     string       `json:"status"` // pending, in_block, final
+	Event      *event.Event `json:"event,omitempty"`
+	HubID      string       `json:"hub_id,omitempty"`
+	ReceivedMs int64        `json:"received_ms,omitempty"`
+	Tags       []TagJSON    `json:"tags,omitempty"`
+	Height     *uint64      `json:"block_height,omitempty"`
+	Index      *uint32      `json:"entry_index,omitempty"`
+	BlockHash  string       `json:"block_hash,omitempty"`
+	Digest     string       `json:"entry_digest,omitempty"`
+	Entry      string       `json:"entry,omitempty"` // base64 entry bytes
+}
+
+// TagJSON is an analyzer tag.
+type TagJSON struct {
+	Analyzer string  `json:"analyzer"`
+	Key      string  `json:"key,omitempty"`
+	Label    string  `json:"label"`
+	Score    float64 `json:"score"`
+	ScoreRaw int64   `json:"score_fixed"`
+}
+
+func tagsJSON(tags []event.Tag) []TagJSON {
+	out := make([]TagJSON, len(tags))
+	for i, t := range tags {
+		out[i] = TagJSON{Analyzer: t.Analyzer, Key: t.Key, Label: t.Label, Score: float64(t.Score) / event.ScoreScale, ScoreRaw: t.Score}
+	}
+	return out
+}
+
+// lookup finds an event in the chain: its location and decoded entry.
+func (s *server) lookup(uid string) (store.Located, []byte, *event.Entry, error) {
+	loc, err := s.c.Ledger.Store().Locate(uid)
+	if err != nil {
+		return loc, nil, nil, err
+	}
+	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
+	if err != nil {
+		return loc, nil, nil, err
+	}
+	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
+	return loc, raw, en, err
+}
+
+func (s *server) event(w http.ResponseWriter, r *http.Request) {
+	uid := r.PathValue("uid")
+	loc, raw, en, err := s.lookup(uid)
+	if errors.Is(err, store.ErrNotFound) {
+		if s.c.Pending != nil && s.c.Pending(uid) {
+			writeJSON(w, http.StatusOK, EventJSON{UID: uid, Status: "pending"})
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
+		return
+	}
+	if err != nil {
+		s.internal(w, "read event", err)
+		return
+	}
+	hdr, _, err := s.c.Ledger.Store().Header(loc.Height)
+	if err != nil {
+		s.internal(w, "read block", err)
+		return
+	}
+	final, err := s.c.Ledger.Final(loc.Height)
+	if err != nil {
+		s.internal(w, "read validations", err)
+		return
+	}
+	status := "in_block"
+	if final {
+		status = "final"
+	}
+	d := event.Digest(raw)
+	bh := hdr.Hash()
+	writeJSON(w, http.StatusOK, EventJSON{
+		UID: uid, Status: status, Event: &en.Event, HubID: en.HubID, ReceivedMs: en.ReceivedMs,
+		Tags: tagsJSON(en.Tags), Height: &loc.Height, Index: &loc.Index, BlockHash: hex.EncodeToString(bh[:]),
+		Digest: hex.EncodeToString(d[:]), Entry: base64.StdEncoding.EncodeToString(raw),
+	})
+}
+
+func (s *server) proof(w http.ResponseWriter, r *http.Request) {
+	uid := r.PathValue("uid")
+	loc, err := s.c.Ledger.Store().Locate(uid)
+	if errors.Is(err, store.ErrNotFound) {
+		if s.c.Pending != nil && s.c.Pending(uid) {
+			writeError(w, http.StatusConflict, fmt.Sprintf("event %q is pending: not in a block yet", uid))
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
+		return
+	}
+	if err != nil {
+		s.internal(w, "locate event", err)
+		return
+	}
+	blk, err := s.c.Ledger.Block(loc.Height)
+	if err != nil {
+		s.internal(w, "read block", err)
+		return
+	}
+	_, vals, err := s.c.Ledger.Accepting(loc.Height)
+	if err != nil {
+		s.internal(w, "read validations", err)
+		return
+	}
+	b, err := proof.Build(s.c.Ledger.Network().ID, blk, int(loc.Index), vals)
+	if err != nil {
+		s.internal(w, "build proof", err)
+		return
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".proof.json"))
+	writeJSON(w, http.StatusOK, b)
+}
+
+// RowJSON is one search result.
+type RowJSON struct {
+	UID        string    `json:"uid"`
+	DeviceUID  string    `json:"device_uid"`
+	Namespace  string    `json:"namespace"`
+	Timestamp  int64     `json:"timestamp"`
+	ReceivedMs int64     `json:"received_ms"`
+	HubID      string    `json:"hub_id"`
+	Height     uint64    `json:"block_height"`
+	Index      uint32    `json:"entry_index"`
+	Digest     string    `json:"entry_digest"`
+	Keys       []string  `json:"keys"`
+	Tags       []string  `json:"tags"`
+	MintTime   time.Time `json:"mint_time"`
+}
+
+// search: ?device=&namespace=&from=&to=&key=&tag=&q=&limit=&cursor=
+func (s *server) search(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var qq index.Query
+	qq.DeviceUID, qq.Namespace, qq.Key, qq.Tag, qq.Text, qq.Cursor = q.Get("device"), q.Get("namespace"), q.Get("key"), q.Get("tag"), q.Get("q"), q.Get("cursor")
+	var err error
+	if qq.From, err = msParam(q.Get("from")); err != nil {
+		writeError(w, http.StatusBadRequest, "from: "+err.Error())
+		return
+	}
+	if qq.To, err = msParam(q.Get("to")); err != nil {
+		writeError(w, http.StatusBadRequest, "to: "+err.Error())
+		return
+	}
+	if qq.Limit, err = intParam(r, "limit", index.DefaultLimit, index.MaxLimit); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rows, next, err := s.c.Ledger.Index().Search(r.Context(), qq)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := make([]RowJSON, len(rows))
+	for i, row := range rows {
+		out[i] = RowJSON{
+			UID: row.UID, DeviceUID: row.DeviceUID, Namespace: row.Namespace, Timestamp: row.Timestamp,
+			ReceivedMs: row.ReceivedMs, HubID: row.HubID, Height: row.Height, Index: row.Index,
+			Digest: hex.EncodeToString(row.Digest[:]), Keys: nonNil(row.Keys), Tags: nonNil(row.Tags),
+			MintTime: time.UnixMilli(row.MintTimeMs).UTC(),
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// msParam accepts Unix milliseconds or an RFC 3339 time.
+func msParam(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return n, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return 0, fmt.Errorf("want Unix milliseconds or an RFC 3339 time, got %q", v)
+	}
+	return t.UnixMilli(), nil
+}

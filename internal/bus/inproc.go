@@ -1,0 +1,156 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"cissan/internal/chain"
+)
+
+// ErrNoReceiver is returned when a message has nowhere to go yet.
+var ErrNoReceiver = errors.New("bus: no receiver registered")
+
+// InProc connects nodes in one process. Batches and fetches are direct
+// calls into the master; blocks and validations fan out through one
+// bounded queue per subscriber, so a slow hub pushes back on the master
+// rather than growing memory without bound.
+type InProc struct {
+	mu          sync.RWMutex
+	batches     BatchHandler
+	fetch       BlockFetcher
+	blockSubs   map[string]chan *chain.Block
+	validations map[string]chan *chain.Validation
+}
+
+// QueueDepth bounds each subscriber's queue.
+const QueueDepth = 256
+
+// NewInProc returns an empty in-process bus.
+func NewInProc() *InProc {
+	return &InProc{blockSubs: map[string]chan *chain.Block{}, validations: map[string]chan *chain.Validation{}}
+}
+
+// HandleBatches registers the master's batch handler.
+func (b *InProc) HandleBatches(h BatchHandler) {
+	b.mu.Lock()
+	b.batches = h
+	b.mu.Unlock()
+}
+
+// ServeBlocks registers the master's block fetcher.
+func (b *InProc) ServeBlocks(f BlockFetcher) {
+	b.mu.Lock()
+	b.fetch = f
+	b.mu.Unlock()
+}
+
+// SubmitBatch delivers a batch to the master and returns once the master
+// has made it durable (or refused parts of it).
+func (b *InProc) SubmitBatch(ctx context.Context, batch *Batch) ([]Refusal, error) {
+	b.mu.RLock()
+	h := b.batches
+	b.mu.RUnlock()
+	if h == nil {
+		return nil, ErrNoReceiver
+	}
+	return h(ctx, batch)
+}
+
+// FetchBlocks asks the master for blocks from a height on.
+func (b *InProc) FetchBlocks(ctx context.Context, from uint64, max int) ([]*chain.Block, error) {
+	b.mu.RLock()
+	f := b.fetch
+	b.mu.RUnlock()
+	if f == nil {
+		return nil, ErrNoReceiver
+	}
+	return f(ctx, from, max)
+}
+
+// PublishBlock queues a block for every subscribed hub, waiting while a
+// hub's queue is full.
+func (b *InProc) PublishBlock(ctx context.Context, blk *chain.Block) error {
+	b.mu.RLock()
+	subs := make([]chan *chain.Block, 0, len(b.blockSubs))
+	for _, c := range b.blockSubs {
+		subs = append(subs, c)
+	}
+	b.mu.RUnlock()
+	for _, c := range subs {
+		select {
+		case c <- blk:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// PublishValidation queues a validation for every subscriber.
+func (b *InProc) PublishValidation(ctx context.Context, v *chain.Validation) error {
+	b.mu.RLock()
+	subs := make([]chan *chain.Validation, 0, len(b.validations))
+	for _, c := range b.validations {
+		subs = append(subs, c)
+	}
+	b.mu.RUnlock()
+	for _, c := range subs {
+		select {
+		case c <- v:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// ConsumeBlocks delivers blocks to h until ctx ends. A handler error is
+// logged by the caller's handler itself; the bus drops the message, since a
+// hub recovers missed blocks by fetching.
+func (b *InProc) ConsumeBlocks(ctx context.Context, name string, h BlockHandler) error {
+	c := make(chan *chain.Block, QueueDepth)
+	if err := subscribe(&b.mu, b.blockSubs, name, c); err != nil {
+		return err
+	}
+	defer unsubscribe(&b.mu, b.blockSubs, name)
+	return consume(ctx, c, func(blk *chain.Block) { _ = h(ctx, blk) })
+}
+
+// ConsumeValidations delivers validations to h until ctx ends.
+func (b *InProc) ConsumeValidations(ctx context.Context, name string, h ValidationHandler) error {
+	c := make(chan *chain.Validation, QueueDepth)
+	if err := subscribe(&b.mu, b.validations, name, c); err != nil {
+		return err
+	}
+	defer unsubscribe(&b.mu, b.validations, name)
+	return consume(ctx, c, func(v *chain.Validation) { _ = h(ctx, v) })
+}
+
+func subscribe[T any](mu *sync.RWMutex, m map[string]chan T, name string, c chan T) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := m[name]; ok {
+		return fmt.Errorf("bus: subscriber %q already registered", name)
+	}
+	m[name] = c
+	return nil
+}
+
+func unsubscribe[T any](mu *sync.RWMutex, m map[string]chan T, name string) {
+	mu.Lock()
+	delete(m, name)
+	mu.Unlock()
+}
+
+func consume[T any](ctx context.Context, c chan T, fn func(T)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-c:
+			fn(m)
+		}
+	}
+}

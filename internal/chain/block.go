@@ -1,0 +1,182 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"cissan/internal/event"
+)
+
+// Signature domains. Every signed message starts with one, so a signature
+// made for one purpose can never be presented as another.
+const (
+	domainBlock      = "cissan/block/v1\x00"
+	domainBatch      = "cissan/batch/v1\x00"
+	domainValidation = "cissan/validation/v1\x00"
+)
+
+// Block is a header, the master's signature over its hash, and the entry
+// bytes in order.
+type Block struct {
+	Header    Header
+	Signature []byte
+	Entries   [][]byte
+}
+
+// BlockMessage is what the master signs for a block.
+func BlockMessage(blockHash Hash) []byte {
+	return append([]byte(domainBlock), blockHash[:]...)
+}
+
+// EntryLeaves returns the leaf hashes of entries.
+func EntryLeaves(entries [][]byte) []Hash {
+	leaves := make([]Hash, len(entries))
+	for i, e := range entries {
+		leaves[i] = event.LeafHash(e)
+	}
+	return leaves
+}
+
+// Seal fills in the header's entry count and entries_root from entries and
+// signs the block with the master key.
+func Seal(h Header, entries [][]byte, key ed25519.PrivateKey) *Block {
+	h.EntryCount = uint64(len(entries))
+	h.EntriesRoot = Root(EntryLeaves(entries))
+	hash := h.Hash()
+	return &Block{Header: h, Signature: ed25519.Sign(key, BlockMessage(hash)), Entries: entries}
+}
+
+// ErrInvalid marks a block or message that fails a check. Errors wrapping
+// it say which check.
+var ErrInvalid = errors.New("invalid")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// Expect is what a node knows before it looks at the next block.
+type Expect struct {
+	Network     NetworkID
+	Height      uint64
+	Prev        Hash // hash of block Height-1; zero at height 0
+	HistoryRoot Hash // root over blocks 0..Height-1
+	MasterKey   ed25519.PublicKey
+	Limits      event.Limits
+}
+
+// Check runs every check a node makes on a block before storing it: the
+// network, height and links, the master's signature, the entry count and
+// entries_root, and that every entry decodes and is valid. It returns the
+// decoded entries.
+func (b *Block) Check(x Expect) ([]*event.Entry, error) {
+	h := &b.Header
+	if h.Network != x.Network {
+		return nil, invalidf("block %d: network %s, want %s", h.Height, h.Network, x.Network)
+	}
+	if h.Height != x.Height {
+		return nil, invalidf("block height %d, want %d", h.Height, x.Height)
+	}
+	if h.Prev != x.Prev {
+		return nil, invalidf("block %d: prev_hash %x does not link to block %d (%x)", h.Height, h.Prev, x.Height-1, x.Prev)
+	}
+	if h.HistoryRoot != x.HistoryRoot {
+		return nil, invalidf("block %d: history_root %x, want %x", h.Height, h.HistoryRoot, x.HistoryRoot)
+	}
+	if h.ControlRoot != (Hash{}) {
+		return nil, invalidf("block %d: control_root must be zero in this version", h.Height)
+	}
+	if !ed25519.Verify(x.MasterKey, BlockMessage(h.Hash()), b.Signature) {
+		return nil, invalidf("block %d: master signature does not verify", h.Height)
+	}
+	if h.EntryCount != uint64(len(b.Entries)) {
+		return nil, invalidf("block %d: entry_count %d but %d entries", h.Height, h.EntryCount, len(b.Entries))
+	}
+	if root := Root(EntryLeaves(b.Entries)); root != h.EntriesRoot {
+		return nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
+	}
+	entries := make([]*event.Entry, len(b.Entries))
+	seen := make(map[string]bool, len(b.Entries))
+	for i, raw := range b.Entries {
+		en, err := event.DecodeEntry(raw, x.Limits)
+		if err != nil {
+			return nil, invalidf("block %d entry %d: %v", h.Height, i, err)
+		}
+		if seen[en.Event.UID] {
+			return nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)
+		}
+		seen[en.Event.UID] = true
+		entries[i] = en
+	}
+	return entries, nil
+}
+
+// BatchMessage is what a hub signs for a batch of submissions: the network,
+// the hub, the batch's sequence number and the RFC 6962 root over the
+// submissions' leaf hashes. One signature covers the whole batch.
+func BatchMessage(network NetworkID, hubID string, seq uint64, entries [][]byte) []byte {
+	root := Root(EntryLeaves(entries))
+	m := append([]byte(domainBatch), network[:]...)
+	m = binary.BigEndian.AppendUint32(m, uint32(len(hubID)))
+	m = append(m, hubID...)
+	m = binary.BigEndian.AppendUint64(m, seq)
+	return append(m, root[:]...)
+}
+
+// Verdict is a hub's judgement of a block.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Accept Verdict = 1
+	Reject Verdict = 2
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+// Validation is a hub's signed verdict on one block.
+type Validation struct {
+	HubID     string
+	Height    uint64
+	BlockHash Hash
+	Verdict   Verdict
+	Reason    string // empty for Accept
+	Signature []byte
+}
+
+// Message returns the bytes a hub signs for v.
+func (v *Validation) Message(network NetworkID) []byte {
+	m := append([]byte(domainValidation), network[:]...)
+	m = binary.BigEndian.AppendUint32(m, uint32(len(v.HubID)))
+	m = append(m, v.HubID...)
+	m = binary.BigEndian.AppendUint64(m, v.Height)
+	m = append(m, v.BlockHash[:]...)
+	m = append(m, byte(v.Verdict))
+	m = binary.BigEndian.AppendUint32(m, uint32(len(v.Reason)))
+	return append(m, v.Reason...)
+}
+
+// Sign sets v.Signature.
+func (v *Validation) Sign(network NetworkID, key ed25519.PrivateKey) {
+	v.Signature = ed25519.Sign(key, v.Message(network))
+}
+
+// Verify checks v's signature under the hub's key.
+func (v *Validation) Verify(network NetworkID, hubKey ed25519.PublicKey) error {
+	if v.Verdict != Accept && v.Verdict != Reject {
+		return invalidf("validation by %s of block %d: unknown verdict %d", v.HubID, v.Height, v.Verdict)
+	}
+	if !ed25519.Verify(hubKey, v.Message(network), v.Signature) {
+		return invalidf("validation by %s of block %d: signature does not verify", v.HubID, v.Height)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// runProof fetches an event's proof bundle from the API and writes it to
+// stdout or a file, ready for `cissan verify proof`.
+func runProof(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("proof", flag.ContinueOnError)
+	api := fs.String("api", "http://127.0.0.1:8080", "API base URL")
+	tokenFile := fs.String("token-file", "./data/admin.token", "file holding a bearer token (CISSAN_TOKEN overrides)")
+	out := fs.String("o", "", "write the proof to this file instead of stdout")
+	pos, err := parseFlags(fs, env, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("usage: cissan proof [--api URL] [--token-file FILE] [-o FILE] EVENT_UID")
+	}
+	tok, err := operatorToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	body, err := apiGet(ctx, *api, "/v1/events/"+url.PathEscape(pos[0])+"/proof", tok)
+	if err != nil {
+		return fmt.Errorf("proof for %q: %w", pos[0], err)
+	}
+	if *out == "" {
+		_, err = env.Stdout.Write(body)
+		return err
+	}
+	if err := os.WriteFile(*out, body, 0o644); err != nil {
+		return fmt.Errorf("write proof: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "proof written to %s\n", *out)
+	return nil
+}
+
+// apiGet GETs path from the API with a bearer token and returns the body;
+// a non-2xx answer is an error carrying the server's message.
+func apiGet(ctx context.Context, base, path, token string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}

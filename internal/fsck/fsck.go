@@ -1,0 +1,279 @@
+// Package fsck re-checks a node's stored chain from scratch, trusting
+// nothing but network.json: every header, link, history root, master
+// signature, entries root, entry, uid record, validation and index row.
+// It names each thing that is wrong rather than stopping at the first, so
+// an auditor sees the extent of any tampering.
+package fsck
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/index"
+	"cissan/internal/store"
+)
+
+// Problem is one thing found wrong.
+type Problem struct {
+	Node string
+	What string
+}
+
+func (p Problem) String() string { return p.Node + ": " + p.What }
+
+// Report is the outcome of checking one node.
+type Report struct {
+	Node     string
+	Blocks   uint64
+	Entries  int
+	Hashes   []chain.Hash // block hashes as stored, for cross-node comparison
+	Problems []Problem
+}
+
+func (r *Report) add(format string, args ...any) {
+	r.Problems = append(r.Problems, Problem{Node: r.Node, What: fmt.Sprintf(format, args...)})
+}
+
+// Check verifies one node's store and index against the network.
+func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, net *chain.Network, lim event.Limits) (*Report, error) {
+	r := &Report{Node: node}
+	height, err := st.Height()
+	if err != nil {
+		return nil, err
+	}
+	r.Blocks = height
+
+	rows := make(chan index.Row, 1024)
+	rowErr := make(chan error, 1)
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(rows)
+		rowErr <- idx.Each(ictx, func(row index.Row) error {
+			select {
+			case rows <- row:
+				return nil
+			case <-ictx.Done():
+				return ictx.Err()
+			}
+		})
+	}()
+	var pending *index.Row // an index row read ahead of the block it belongs to
+	nextRow := func() *index.Row {
+		if pending != nil {
+			p := pending
+			pending = nil
+			return p
+		}
+		row, ok := <-rows
+		if !ok {
+			return nil
+		}
+		return &row
+	}
+
+	hist := chain.NewHistory()
+	var prev chain.Hash
+	for h := uint64(0); h < height; h++ {
+		blk, err := st.Block(h)
+		if err != nil {
+			r.add("block %d: cannot read: %v", h, err)
+			r.Hashes = append(r.Hashes, chain.Hash{})
+			hist.Append(chain.Hash{})
+			continue
+		}
+		hash := blk.Header.Hash()
+		r.Hashes = append(r.Hashes, hash)
+		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Limits: lim}
+		r.checkBlock(blk, x)
+		entries := decodeAll(r, blk, lim)
+		r.Entries += len(blk.Entries)
+		r.checkUIDs(st, h, entries)
+		r.checkValidations(st, net, h, hash)
+
+		want := index.RowsFor(index.BlockInput{Height: h, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
+		got := map[uint32]index.Row{}
+		for {
+			row := nextRow()
+			if row == nil {
+				break
+			}
+			if row.Height > h {
+				pending = row
+				break
+			}
+			if row.Height < h {
+				r.add("index: row for uid %q at block %d entry %d has no block", row.UID, row.Height, row.Index)
+				continue
+			}
+			got[row.Index] = *row
+		}
+		r.compareRows(h, blk, want, got)
+		prev = hash
+		hist.Append(hash)
+	}
+	for row := nextRow(); row != nil; row = nextRow() {
+		r.add("index: row for uid %q at block %d entry %d is beyond the chain (height %d)", row.UID, row.Height, row.Index, height)
+	}
+	if err := <-rowErr; err != nil {
+		r.add("index: cannot read rows: %v", err)
+	}
+	r.checkBlockRows(ctx, idx, r.Hashes)
+	r.checkPool(st, lim)
+	return r, nil
+}
+
+func (r *Report) checkBlock(blk *chain.Block, x chain.Expect) {
+	if _, err := blk.Check(x); err != nil {
+		r.add("%v", err)
+	}
+}
+
+// decodeAll decodes each entry, reporting the bad ones; it returns nil
+// entries in their place so that rows still line up.
+func decodeAll(r *Report, blk *chain.Block, lim event.Limits) []*event.Entry {
+	out := make([]*event.Entry, len(blk.Entries))
+	for i, raw := range blk.Entries {
+		en, err := event.DecodeEntry(raw, lim)
+		if err != nil {
+			r.add("block %d entry %d: %v", blk.Header.Height, i, err)
+			continue
+		}
+		out[i] = en
+	}
+	return out
+}
+
+func (r *Report) checkUIDs(st *store.Store, h uint64, entries []*event.Entry) {
+	for i, en := range entries {
+		if en == nil {
+			continue
+		}
+		loc, err := st.Locate(en.Event.UID)
+		if err != nil {
+			r.add("block %d entry %d: uid record for %q: %v", h, i, en.Event.UID, err)
+			continue
+		}
+		if loc.Height != h || loc.Index != uint32(i) {
+			r.add("block %d entry %d: uid %q is recorded at block %d entry %d (logged twice, or the record was changed)", h, i, en.Event.UID, loc.Height, loc.Index)
+		}
+		if loc.Content != event.ContentHash(&en.Event) {
+			r.add("block %d entry %d: uid record for %q holds another content hash", h, i, en.Event.UID)
+		}
+	}
+}
+
+func (r *Report) checkValidations(st *store.Store, net *chain.Network, h uint64, hash chain.Hash) {
+	vals, err := st.Validations(h)
+	if err != nil {
+		r.add("block %d: cannot read validations: %v", h, err)
+		return
+	}
+	for _, v := range vals {
+		hub := net.Hub(v.HubID)
+		if hub == nil {
+			r.add("block %d: validation by unknown hub %q", h, v.HubID)
+			continue
+		}
+		if err := v.Verify(net.ID, hub.PublicKey); err != nil {
+			r.add("block %d: %v", h, err)
+		}
+		if v.BlockHash != hash {
+			r.add("block %d: validation by %s names another block hash", h, v.HubID)
+		}
+	}
+}
+
+// compareRows checks the index rows of block h against the rows its
+// entries derive, column by column.
+func (r *Report) compareRows(h uint64, blk *chain.Block, want []index.Row, got map[uint32]index.Row) {
+	for i, w := range want {
+		g, ok := got[uint32(i)]
+		if !ok {
+			r.add("index: block %d entry %d: row missing", h, i)
+			continue
+		}
+		delete(got, uint32(i))
+		if blk.Entries[i] != nil && g.Digest != event.Digest(blk.Entries[i]) {
+			r.add("index: block %d entry %d (uid %q): entry bytes do not match the indexed digest", h, i, g.UID)
+		}
+		if w.UID == "" { // the entry did not decode; reported already
+			continue
+		}
+		if diff := diffRow(w, g); diff != "" {
+			r.add("index: block %d entry %d (uid %q): %s differs from the chain", h, i, w.UID, diff)
+		}
+	}
+	for i, g := range got {
+		r.add("index: block %d entry %d (uid %q): row has no entry in the chain", h, i, g.UID)
+	}
+}
+
+func diffRow(a, b index.Row) string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := 0; i < va.NumField(); i++ {
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			return va.Type().Field(i).Name
+		}
+	}
+	return ""
+}
+
+func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, hashes []chain.Hash) {
+	n := 0
+	err := idx.EachBlock(ctx, func(b index.BlockRow) error {
+		n++
+		if b.Height >= uint64(len(hashes)) {
+			r.add("index: block row %d is beyond the chain", b.Height)
+			return nil
+		}
+		if !bytes.Equal(b.Hash[:], hashes[b.Height][:]) {
+			r.add("index: block row %d: hash differs from the chain", b.Height)
+		}
+		return nil
+	})
+	if err != nil {
+		r.add("index: cannot read block rows: %v", err)
+	}
+	if n != len(hashes) {
+		r.add("index: %d block rows for %d blocks", n, len(hashes))
+	}
+}
+
+func (r *Report) checkPool(st *store.Store, lim event.Limits) {
+	err := st.EachPool(func(uid string, rec []byte) error {
+		en, err := event.DecodeEntry(rec, lim)
+		if err != nil {
+			r.add("pool: %q: %v", uid, err)
+		} else if en.Event.UID != uid {
+			r.add("pool: record under %q holds uid %q", uid, en.Event.UID)
+		}
+		return nil
+	})
+	if err != nil {
+		r.add("pool: cannot read: %v", err)
+	}
+}
+
+// Compare reports heights at which nodes hold different blocks. Nodes
+// may be at different heights; only common heights are compared.
+func Compare(reports []*Report) []Problem {
+	var out []Problem
+	if len(reports) < 2 {
+		return nil
+	}
+	ref := reports[0]
+	for _, r := range reports[1:] {
+		n := min(len(ref.Hashes), len(r.Hashes))
+		for h := 0; h < n; h++ {
+			if ref.Hashes[h] != r.Hashes[h] {
+				out = append(out, Problem{Node: r.Node, What: fmt.Sprintf("block %d differs from %s's", h, ref.Node)})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,360 @@
+// Package hub is a hub node: an embedded MQTT broker that admits events
+// from registered devices, makes each durable before acknowledging it,
+// forwards signed batches to the master, and validates every block the
+// master mints against what it submitted before countersigning it.
+package hub
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"cissan/internal/analyze"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/ledger"
+	"cissan/internal/registry"
+	"cissan/internal/store"
+)
+
+// Registry authenticates devices.
+type Registry interface {
+	Authenticate(ctx context.Context, uid, token string) (registry.Device, error)
+}
+
+// Bus is what a hub needs from the bus.
+type Bus interface {
+	SubmitBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, error)
+	FetchBlocks(ctx context.Context, from uint64, max int) ([]*chain.Block, error)
+	PublishValidation(ctx context.Context, v *chain.Validation) error
+}
+
+// Config configures a hub.
+type Config struct {
+	ID       string
+	Key      ed25519.PrivateKey
+	Ledger   *ledger.Ledger
+	Registry Registry
+	Bus      Bus
+	MQTTAddr string
+	// ResubmitAfter is how long a submission may wait for a block before
+	// the hub sends it again. Default 10s.
+	ResubmitAfter time.Duration
+	Log           *slog.Logger
+	Now           func() time.Time
+}
+
+// Stats are counters for status pages and metrics.
+type Stats struct {
+	Accepted    atomic.Int64 // events made durable and acknowledged
+	Retransmits atomic.Int64 // repeats acknowledged without logging again
+	Rejected    atomic.Int64 // events refused at ingest
+	Resubmitted atomic.Int64 // submissions sent again after waiting too long
+	Refused     atomic.Int64 // submissions the master refused
+	Validated   atomic.Int64 // blocks accepted
+	BadBlocks   atomic.Int64 // blocks rejected
+}
+
+// Hub is a running hub node.
+type Hub struct {
+	cfg   Config
+	led   *ledger.Ledger
+	net   *chain.Network
+	log   *slog.Logger
+	mqtt  *mqtt.Server
+	stats Stats
+
+	commits  chan *commitReq
+	batchSeq atomic.Uint64 // numbers this hub's batches; starts at the boot time so restarts do not reuse numbers
+
+	mu      sync.Mutex // guards pool and sendq
+	pool    map[string]*poolItem
+	sendq   []*poolItem
+	sendSig chan struct{}
+
+	blockMu sync.Mutex // blocks are validated one at a time
+
+	ctx   context.Context // from Start; ends the loops and pending ingests
+	loops sync.WaitGroup
+
+	devMu   sync.Mutex
+	clients map[*mqtt.Client]registry.Device
+	gen     map[string]uint64 // per device uid, bumped on every registry change
+}
+
+type poolItem struct {
+	uid     string
+	raw     []byte // submission bytes
+	content chain.Hash
+	sentAt  time.Time // zero while queued
+}
+
+// New builds a hub and reloads its durable pool. Start runs it.
+func New(cfg Config) (*Hub, error) {
+	if cfg.ResubmitAfter <= 0 {
+		cfg.ResubmitAfter = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Hub{
+		cfg: cfg, led: cfg.Ledger, net: cfg.Ledger.Network(), log: cfg.Log.With("hub", cfg.ID),
+		commits: make(chan *commitReq, 4096),
+		pool:    map[string]*poolItem{},
+		sendSig: make(chan struct{}, 1),
+		clients: map[*mqtt.Client]registry.Device{},
+		gen:     map[string]uint64{},
+	}
+	err := h.led.Store().EachPool(func(uid string, raw []byte) error {
+		en, err := event.DecodeEntry(raw, h.led.Limits())
+		if err != nil {
+			return fmt.Errorf("load pool %q: %w", uid, err)
+		}
+		it := &poolItem{uid: uid, raw: raw, content: event.ContentHash(&en.Event)}
+		h.pool[uid] = it
+		h.sendq = append(h.sendq, it)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.batchSeq.Store(uint64(cfg.Now().UnixNano()))
+	if len(h.sendq) > 0 {
+		h.log.Info("pool reloaded; forwarding again", "events", len(h.sendq))
+	}
+	return h, nil
+}
+
+// ID returns the hub's id.
+func (h *Hub) ID() string { return h.cfg.ID }
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *Stats { return &h.stats }
+
+// Ledger returns the hub's chain copy.
+func (h *Hub) Ledger() *ledger.Ledger { return h.led }
+
+// PoolSize returns the number of events waiting for a block.
+func (h *Hub) PoolSize() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pool)
+}
+
+// Pending reports whether uid waits in this hub's pool.
+func (h *Hub) Pending(uid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.pool[uid]
+	return ok
+}
+
+// Start opens the MQTT listener and starts the hub's loops; they stop when
+// ctx ends. Close then stops the broker.
+func (h *Hub) Start(ctx context.Context) error {
+	h.ctx = ctx
+	if err := h.startMQTT(); err != nil {
+		return err
+	}
+	for _, loop := range []func(context.Context){h.commitLoop, h.forwardLoop, h.syncLoop} {
+		h.loops.Add(1)
+		go func() {
+			defer h.loops.Done()
+			loop(ctx)
+		}()
+	}
+	return nil
+}
+
+// Close stops the MQTT broker and waits for the hub's loops, which end
+// with the context given to Start.
+func (h *Hub) Close() error {
+	var err error
+	if h.mqtt != nil {
+		err = h.mqtt.Close()
+	}
+	h.loops.Wait()
+	return err
+}
+
+// syncLoop catches up with the master at start and then periodically, so
+// a block lost on the way is fetched, and resubmits what waits too long.
+func (h *Hub) syncLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.ResubmitAfter / 2)
+	defer t.Stop()
+	for {
+		if err := h.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("catch up", "err", err)
+		}
+		h.resubmitStale()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CatchUp fetches and validates every block the master has that this hub
+// lacks.
+func (h *Hub) CatchUp(ctx context.Context) error {
+	h.blockMu.Lock()
+	defer h.blockMu.Unlock()
+	return h.catchUpLocked(ctx, ^uint64(0))
+}
+
+func (h *Hub) catchUpLocked(ctx context.Context, upTo uint64) error {
+	for {
+		from := h.led.Height()
+		if from >= upTo {
+			return nil
+		}
+		blks, err := h.cfg.Bus.FetchBlocks(ctx, from, 64)
+		if err != nil {
+			return fmt.Errorf("fetch blocks from %d: %w", from, err)
+		}
+		if len(blks) == 0 {
+			return nil
+		}
+		for _, b := range blks {
+			if b.Header.Height >= upTo {
+				return nil
+			}
+			if err := h.processBlock(ctx, b); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// HandleBlock validates a block from the master, stores it if it passes,
+// and publishes this hub's signed verdict either way.
+func (h *Hub) HandleBlock(ctx context.Context, b *chain.Block) error {
+	h.blockMu.Lock()
+	defer h.blockMu.Unlock()
+	if b.Header.Height < h.led.Height() {
+		return nil // already have it
+	}
+	if err := h.catchUpLocked(ctx, b.Header.Height); err != nil {
+		return err
+	}
+	if b.Header.Height != h.led.Height() {
+		return fmt.Errorf("block %d: still missing blocks from %d", b.Header.Height, h.led.Height())
+	}
+	return h.processBlock(ctx, b)
+}
+
+// ErrRejected wraps the reason a hub rejected a block.
+var ErrRejected = errors.New("block rejected")
+
+func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
+	covered, err := h.validate(b)
+	hash := b.Header.Hash()
+	v := &chain.Validation{HubID: h.cfg.ID, Height: b.Header.Height, BlockHash: hash, Verdict: chain.Accept}
+	if err != nil {
+		v.Verdict, v.Reason = chain.Reject, err.Error()
+		h.stats.BadBlocks.Add(1)
+		h.log.Error("block rejected", "height", b.Header.Height, "reason", v.Reason)
+	} else {
+		if err := h.led.Append(ctx, b, covered.entries, func(batch *store.Batch) error {
+			for _, uid := range covered.uids {
+				if err := batch.DeletePool(uid, 0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		h.retire(covered.uids)
+		h.stats.Validated.Add(1)
+		for _, c := range covered.conflicts {
+			h.stats.Refused.Add(1)
+			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", c, "height", b.Header.Height)
+		}
+	}
+	v.Sign(h.net.ID, h.cfg.Key)
+	if err := h.led.RecordValidation(v); err != nil && v.Verdict == chain.Accept {
+		h.log.Warn("record own validation", "height", v.Height, "err", err)
+	}
+	if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
+		h.log.Warn("publish validation", "height", v.Height, "err", perr)
+	}
+	if v.Verdict == chain.Reject {
+		return fmt.Errorf("%w: %s", ErrRejected, v.Reason)
+	}
+	return nil
+}
+
+type coverage struct {
+	entries   []*event.Entry
+	uids      []string // pool entries the block covers
+	conflicts []string // pool entries whose uid the block logs with other content
+}
+
+// validate runs every check before countersigning: the block's own
+// integrity (chain.Block.Check), the analyzers' tags, and that every entry
+// naming this hub is exactly what this hub submitted.
+func (h *Hub) validate(b *chain.Block) (*coverage, error) {
+	entries, err := b.Check(h.led.Expect())
+	if err != nil {
+		return nil, err
+	}
+	an := h.led.Analyzers()
+	cov := &coverage{entries: entries}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, en := range entries {
+		if want := an.Tags(&en.Event); !analyze.Equal(want, en.Tags) {
+			return nil, fmt.Errorf("entry %d (uid %q): analyzer tags %v are not reproduced (this hub computes %v)", i, en.Event.UID, en.Tags, want)
+		}
+		it, mine := h.pool[en.Event.UID]
+		if en.HubID == h.cfg.ID {
+			if !mine {
+				return nil, fmt.Errorf("entry %d (uid %q) names this hub, which never submitted it", i, en.Event.UID)
+			}
+			if string(en.Submission().Encode()) != string(it.raw) {
+				return nil, fmt.Errorf("entry %d (uid %q) misstates what this hub submitted", i, en.Event.UID)
+			}
+		}
+		if mine {
+			cov.uids = append(cov.uids, it.uid)
+			if en.HubID != h.cfg.ID && event.ContentHash(&en.Event) != it.content {
+				cov.conflicts = append(cov.conflicts, it.uid)
+			}
+		}
+	}
+	return cov, nil
+}
+
+// retire drops covered uids from the in-memory pool.
+func (h *Hub) retire(uids []string) {
+	if len(uids) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, uid := range uids {
+		delete(h.pool, uid)
+	}
+}
+
+// HandleValidation stores another hub's validation of a block this hub has.
+func (h *Hub) HandleValidation(ctx context.Context, v *chain.Validation) error {
+	if v.HubID == h.cfg.ID {
+		return nil
+	}
+	if err := h.led.RecordValidation(v); err != nil {
+		h.log.Debug("validation not recorded", "from", v.HubID, "height", v.Height, "err", err)
+		return err
+	}
+	return nil
+}

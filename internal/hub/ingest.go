@@ -1,0 +1,320 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/registry"
+	"cissan/internal/store"
+)
+
+// Topic returns the only topic a device may publish its events to.
+func Topic(deviceUID string) string { return "devices/" + deviceUID + "/events" }
+
+// PUBACK reason codes for refused events (MQTT 5, section 3.4.2.1). The
+// reason string travels in the PUBACK's Reason String property.
+var (
+	codeNotAuthorized = packets.ErrNotAuthorized.Code               // 0x87
+	codeBadPayload    = packets.ErrPayloadFormatInvalid.Code        // 0x99
+	codeConflict      = packets.ErrImplementationSpecificError.Code // 0x83
+	codeUnspecified   = packets.ErrUnspecifiedError.Code            // 0x80
+)
+
+func refuse(code byte, format string, args ...any) packets.Code {
+	return packets.Code{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (h *Hub) startMQTT() error {
+	lim := h.led.Limits()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1
+	caps.RetainAvailable = 0
+	// Payloads a little over the cap still arrive, so the device learns
+	// why it was refused; far larger packets end the connection.
+	caps.MaximumPacketSize = uint32(lim.MaxPayload + 64<<10)
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: h.log.With("component", "mqtt")})
+	if err := s.AddHook(&hook{h: h}, nil); err != nil {
+		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: h.cfg.MQTTAddr})
+	if err := s.AddListener(l); err != nil {
+		return fmt.Errorf("hub %s: MQTT listener on %s: %w", h.cfg.ID, h.cfg.MQTTAddr, err)
+	}
+	if err := s.Serve(); err != nil {
+		return fmt.Errorf("hub %s: serve MQTT: %w", h.cfg.ID, err)
+	}
+	h.mqtt = s
+	h.log.Info("MQTT listening", "addr", l.Address())
+	return nil
+}
+
+// MQTTAddr returns the address the broker listens on.
+func (h *Hub) MQTTAddr() string {
+	if h.mqtt == nil {
+		return ""
+	}
+	if l, ok := h.mqtt.Listeners.Get("tcp"); ok {
+		return l.Address()
+	}
+	return ""
+}
+
+// DeviceChanged drops every live connection of a device whose status or
+// token changed in the registry; it must log in again, which the registry
+// decides.
+func (h *Hub) DeviceChanged(uid string) {
+	h.devMu.Lock()
+	h.gen[uid]++
+	var drop []*mqtt.Client
+	for cl, d := range h.clients {
+		if d.UID == uid {
+			drop = append(drop, cl)
+			delete(h.clients, cl)
+		}
+	}
+	h.devMu.Unlock()
+	for _, cl := range drop {
+		h.log.Info("disconnecting device after registry change", "device", uid, "client", cl.ID)
+		_ = h.mqtt.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+}
+
+func (h *Hub) device(cl *mqtt.Client) (registry.Device, bool) {
+	h.devMu.Lock()
+	defer h.devMu.Unlock()
+	d, ok := h.clients[cl]
+	return d, ok
+}
+
+// hook connects the broker to the hub: logins go to the registry, events
+// are taken in OnPublish (which runs before the PUBACK) and never reach an
+// MQTT subscriber.
+type hook struct {
+	mqtt.HookBase
+	h *Hub
+}
+
+func (k *hook) ID() string { return "cissan-hub" }
+
+func (k *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect}, []byte{b})
+}
+
+func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	h := k.h
+	uid, token := string(pk.Connect.Username), string(pk.Connect.Password)
+	h.devMu.Lock()
+	gen := h.gen[uid]
+	h.devMu.Unlock()
+	d, err := h.cfg.Registry.Authenticate(context.Background(), uid, token)
+	if err != nil {
+		h.log.Info("device login refused", "device", uid, "remote", cl.Net.Remote, "err", err)
+		return false
+	}
+	h.devMu.Lock()
+	defer h.devMu.Unlock()
+	if h.gen[uid] != gen { // the registry changed the device while we asked
+		h.log.Info("device login refused: registry changed during login", "device", uid)
+		return false
+	}
+	h.clients[cl] = d
+	return true
+}
+
+func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	k.h.devMu.Lock()
+	delete(k.h.clients, cl)
+	k.h.devMu.Unlock()
+}
+
+// OnACLCheck lets a device publish only to its own events topic, and
+// subscribe to nothing but its own subtree (where nothing is published).
+func (k *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	d, ok := k.h.device(cl)
+	if !ok {
+		return false
+	}
+	if write {
+		return topic == Topic(d.UID)
+	}
+	return strings.HasPrefix(topic, "devices/"+d.UID+"/")
+}
+
+func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	err := k.h.ingest(cl, pk)
+	if err == nil {
+		return pk, packets.CodeSuccessIgnore // acknowledged, forwarded to no subscriber
+	}
+	k.h.stats.Rejected.Add(1)
+	var code packets.Code
+	if !errors.As(err, &code) {
+		code = refuse(codeUnspecified, "%v", err)
+	}
+	k.h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
+	if cl.Properties.ProtocolVersion < 5 {
+		// MQTT 3.1.1 has no negative PUBACK: close the connection so the
+		// device does not take silence for success.
+		cl.Stop(code)
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Qos == 0 {
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, code
+}
+
+// ingest admits one event: it checks who sent it and what it says, then
+// waits until the event is durable in the pool.
+func (h *Hub) ingest(cl *mqtt.Client, pk packets.Packet) error {
+	d, ok := h.device(cl)
+	if !ok {
+		return refuse(codeNotAuthorized, "device is not logged in or was deactivated")
+	}
+	if pk.TopicName != Topic(d.UID) {
+		return refuse(codeNotAuthorized, "device %s may publish only to %s", d.UID, Topic(d.UID))
+	}
+	ev, err := event.Parse(pk.Payload, h.led.Limits())
+	if err != nil {
+		return refuse(codeBadPayload, "%v", err)
+	}
+	if ev.DeviceUID != d.UID {
+		return refuse(codeNotAuthorized, "device_uid %q is not the connected device %q", ev.DeviceUID, d.UID)
+	}
+	if ev.Namespace != d.Namespace {
+		return refuse(codeNotAuthorized, "namespace %q is not device %s's namespace %q", ev.Namespace, d.UID, d.Namespace)
+	}
+	en := event.Entry{Event: *ev, HubID: h.cfg.ID, ReceivedMs: h.cfg.Now().UnixMilli()}
+	req := &commitReq{uid: ev.UID, content: event.ContentHash(ev), raw: en.Encode(), done: make(chan error, 1)}
+	select {
+	case h.commits <- req:
+	case <-h.ctx.Done():
+		return refuse(codeUnspecified, "hub is shutting down")
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-h.ctx.Done():
+		return refuse(codeUnspecified, "hub is shutting down")
+	}
+}
+
+// commitReq is one event waiting to be made durable.
+type commitReq struct {
+	uid     string
+	content chain.Hash
+	raw     []byte
+	done    chan error
+}
+
+// commitLoop makes events durable in groups: it takes every request
+// waiting, dedupes them against the pool and the chain, writes the new
+// ones in one synced batch, and only then answers, so one fsync covers
+// many PUBACKs.
+func (h *Hub) commitLoop(ctx context.Context) {
+	for {
+		var reqs []*commitReq
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-h.commits:
+			reqs = append(reqs, r)
+		}
+	drain:
+		for len(reqs) < 4096 {
+			select {
+			case r := <-h.commits:
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		h.commitGroup(reqs)
+	}
+}
+
+func (h *Hub) commitGroup(reqs []*commitReq) {
+	batch := h.led.Store().NewBatch()
+	defer batch.Close()
+	var fresh []*commitReq
+	inGroup := map[string]chain.Hash{}
+	for _, r := range reqs {
+		if c, ok := inGroup[r.uid]; ok {
+			r.done <- h.sameOrConflict(r, c, "")
+			continue
+		}
+		if err, dup := h.duplicate(r); dup {
+			r.done <- err
+			continue
+		}
+		if err := batch.PutPool(r.uid, 0, r.raw); err != nil {
+			r.done <- refuse(codeUnspecified, "store event: %v", err)
+			continue
+		}
+		inGroup[r.uid] = r.content
+		fresh = append(fresh, r)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if err := batch.Commit(); err != nil {
+		h.log.Error("pool commit failed; events refused", "events", len(fresh), "err", err)
+		for _, r := range fresh {
+			r.done <- refuse(codeUnspecified, "store event: %v", err)
+		}
+		return
+	}
+	h.mu.Lock()
+	for _, r := range fresh {
+		it := &poolItem{uid: r.uid, raw: r.raw, content: r.content}
+		h.pool[r.uid] = it
+		h.sendq = append(h.sendq, it)
+	}
+	h.mu.Unlock()
+	select {
+	case h.sendSig <- struct{}{}:
+	default:
+	}
+	h.stats.Accepted.Add(int64(len(fresh)))
+	for _, r := range fresh {
+		r.done <- nil
+	}
+}
+
+// duplicate reports whether r's uid is already pooled or logged; if so the
+// error is nil for a retransmit of the same event and a refusal otherwise.
+func (h *Hub) duplicate(r *commitReq) (error, bool) {
+	h.mu.Lock()
+	it, ok := h.pool[r.uid]
+	h.mu.Unlock()
+	if ok {
+		return h.sameOrConflict(r, it.content, "waiting for a block"), true
+	}
+	loc, err := h.led.Store().Locate(r.uid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		return refuse(codeUnspecified, "check uid: %v", err), true
+	}
+	return h.sameOrConflict(r, loc.Content, fmt.Sprintf("in block %d", loc.Height)), true
+}
+
+func (h *Hub) sameOrConflict(r *commitReq, content chain.Hash, where string) error {
+	if content == r.content {
+		h.stats.Retransmits.Add(1)
+		return nil
+	}
+	if where != "" {
+		where = " (" + where + ")"
+	}
+	return refuse(codeConflict, "event uid %q is already used by another event%s", r.uid, where)
+}

@@ -1,0 +1,303 @@
+// Package ledger is a node's copy of the chain: the Pebble block store, the
+// SQLite index derived from it, the history tree over block hashes, and the
+// analyzers' state. Master and hubs append blocks through it, so every node
+// stores, indexes and advances analyzer state the same way.
+//
+// The store is the source of truth. The index may lag it after a crash; the
+// ledger brings it level at open and after every append.
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"cissan/internal/analyze"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/index"
+	"cissan/internal/store"
+)
+
+// Ledger is one node's chain.
+type Ledger struct {
+	net    *chain.Network
+	limits event.Limits
+	st     *store.Store
+	idx    *index.Index
+	an     analyze.Set
+	log    *slog.Logger
+
+	mu     sync.RWMutex // guards the head below
+	height uint64
+	prev   chain.Hash
+	hist   *chain.History
+}
+
+// Config says where a ledger lives and what it checks against.
+type Config struct {
+	Dir       string // holds chain/ (Pebble) and index.db (SQLite)
+	Network   *chain.Network
+	Limits    event.Limits
+	Analyzers analyze.Set
+	Log       *slog.Logger
+}
+
+// Paths of a ledger's files inside its directory.
+func StorePath(dir string) string { return filepath.Join(dir, "chain") }
+func IndexPath(dir string) string { return filepath.Join(dir, "index.db") }
+
+// Open opens (or creates) the ledger in c.Dir, rebuilds the head state from
+// the store, replays analyzer state and brings the index level.
+func Open(ctx context.Context, c Config) (*Ledger, error) {
+	st, err := store.Open(StorePath(c.Dir), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	idx, err := index.Open(IndexPath(c.Dir))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, an: c.Analyzers, log: c.Log, hist: chain.NewHistory()}
+	if err := l.recover(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Ledger) recover(ctx context.Context) error {
+	h, err := l.st.Height()
+	if err != nil {
+		return err
+	}
+	hashes, err := l.st.BlockHashes(h)
+	if err != nil {
+		return fmt.Errorf("recover history: %w", err)
+	}
+	for _, bh := range hashes {
+		l.hist.Append(bh)
+	}
+	l.height = h
+	if h > 0 {
+		l.prev = hashes[h-1]
+	}
+	if !l.an.Stateless() {
+		for i := uint64(0); i < h; i++ {
+			_, entries, err := l.load(i)
+			if err != nil {
+				return fmt.Errorf("replay analyzers: %w", err)
+			}
+			l.an.Apply(i, entries)
+		}
+	}
+	return l.SyncIndex(ctx)
+}
+
+// Close closes the store and index.
+func (l *Ledger) Close() error {
+	err1 := l.idx.Close()
+	err2 := l.st.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+// Store returns the block store.
+func (l *Ledger) Store() *store.Store { return l.st }
+
+// Index returns the SQLite index.
+func (l *Ledger) Index() *index.Index { return l.idx }
+
+// Analyzers returns the analyzer set, whose state is that after the last
+// appended block.
+func (l *Ledger) Analyzers() analyze.Set { return l.an }
+
+// Network returns the network the ledger checks blocks against.
+func (l *Ledger) Network() *chain.Network { return l.net }
+
+// Limits returns the event limits in force.
+func (l *Ledger) Limits() event.Limits { return l.limits }
+
+// Height returns the number of blocks stored.
+func (l *Ledger) Height() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.height
+}
+
+// Expect returns what the next block must satisfy.
+func (l *Ledger) Expect() chain.Expect {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return chain.Expect{
+		Network:     l.net.ID,
+		Height:      l.height,
+		Prev:        l.prev,
+		HistoryRoot: l.hist.Root(),
+		MasterKey:   l.net.MasterKey,
+		Limits:      l.limits,
+	}
+}
+
+func (l *Ledger) load(h uint64) (*chain.Block, []*event.Entry, error) {
+	blk, err := l.st.Block(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := make([]*event.Entry, len(blk.Entries))
+	for i, raw := range blk.Entries {
+		if entries[i], err = event.DecodeEntry(raw, l.limits); err != nil {
+			return nil, nil, fmt.Errorf("block %d entry %d: %w", h, i, err)
+		}
+	}
+	return blk, entries, nil
+}
+
+// Append stores a checked block with its decoded entries, together with
+// whatever extra writes the caller adds (pool deletions), in one synced
+// batch; then indexes it and advances analyzer state. The caller must have
+// checked the block against Expect.
+func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, extra func(*store.Batch) error) error {
+	uids := make([]string, len(entries))
+	content := make([]chain.Hash, len(entries))
+	for i, en := range entries {
+		uids[i] = en.Event.UID
+		content[i] = event.ContentHash(&en.Event)
+	}
+	b := l.st.NewBatch()
+	defer b.Close()
+	if err := b.PutBlock(blk, uids, content); err != nil {
+		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
+	}
+	if extra != nil {
+		if err := extra(b); err != nil {
+			return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
+	}
+	hash := blk.Header.Hash()
+	l.mu.Lock()
+	l.height = blk.Header.Height + 1
+	l.prev = hash
+	l.hist.Append(hash)
+	l.mu.Unlock()
+	l.an.Apply(blk.Header.Height, entries)
+	if err := l.indexBlock(ctx, blk, hash, entries); err != nil {
+		// The block is durable; the index catches up on the next append
+		// or at the next start.
+		l.log.Error("index block", "height", blk.Header.Height, "err", err)
+	}
+	return nil
+}
+
+func (l *Ledger) indexBlock(ctx context.Context, blk *chain.Block, hash chain.Hash, entries []*event.Entry) error {
+	ih, err := l.idx.Height(ctx)
+	if err != nil {
+		return err
+	}
+	if ih != blk.Header.Height {
+		return l.SyncIndex(ctx)
+	}
+	return l.idx.AddBlocks(ctx, []index.BlockInput{{
+		Height: blk.Header.Height, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries,
+	}})
+}
+
+// SyncIndex indexes every stored block above the index's height.
+func (l *Ledger) SyncIndex(ctx context.Context) error {
+	ih, err := l.idx.Height(ctx)
+	if err != nil {
+		return err
+	}
+	top := l.Height()
+	for h := ih; h < top; {
+		var batch []index.BlockInput
+		n := 0
+		for ; h < top && n < 10000; h++ {
+			blk, entries, err := l.load(h)
+			if err != nil {
+				return fmt.Errorf("sync index: %w", err)
+			}
+			batch = append(batch, index.BlockInput{Height: h, Hash: blk.Header.Hash(), MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
+			n += len(entries) + 1
+		}
+		if err := l.idx.AddBlocks(ctx, batch); err != nil {
+			return fmt.Errorf("sync index: %w", err)
+		}
+	}
+	return nil
+}
+
+// Block returns stored block h.
+func (l *Ledger) Block(h uint64) (*chain.Block, error) { return l.st.Block(h) }
+
+// Blocks returns up to max stored blocks from height from on.
+func (l *Ledger) Blocks(from uint64, max int) ([]*chain.Block, error) {
+	top := l.Height()
+	var out []*chain.Block
+	for h := from; h < top && len(out) < max; h++ {
+		b, err := l.st.Block(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// Accepting returns the ids of hubs whose stored validations of block h
+// accept it, and all validations stored for it.
+func (l *Ledger) Accepting(h uint64) ([]string, []chain.Validation, error) {
+	vals, err := l.st.Validations(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ok []string
+	for _, v := range vals {
+		if v.Verdict == chain.Accept {
+			ok = append(ok, v.HubID)
+		}
+	}
+	return ok, vals, nil
+}
+
+// Final reports whether block h has the quorum of accepting validations.
+func (l *Ledger) Final(h uint64) (bool, error) {
+	ok, _, err := l.Accepting(h)
+	return len(ok) >= l.net.Quorum, err
+}
+
+// RecordValidation checks a validation against the network and the stored
+// block and stores it. Repeats are harmless.
+func (l *Ledger) RecordValidation(v *chain.Validation) error {
+	hub := l.net.Hub(v.HubID)
+	if hub == nil {
+		return fmt.Errorf("%w: validation from unknown hub %q", chain.ErrInvalid, v.HubID)
+	}
+	if v.Height < hub.FromHeight {
+		return fmt.Errorf("%w: hub %q validates only from height %d", chain.ErrInvalid, v.HubID, hub.FromHeight)
+	}
+	if err := v.Verify(l.net.ID, hub.PublicKey); err != nil {
+		return err
+	}
+	hdr, _, err := l.st.Header(v.Height)
+	if err != nil {
+		return fmt.Errorf("validation by %s: %w", v.HubID, err)
+	}
+	if hdr.Hash() != v.BlockHash {
+		return fmt.Errorf("%w: validation by %s names block hash %x, block %d is %x", chain.ErrInvalid, v.HubID, v.BlockHash, v.Height, hdr.Hash())
+	}
+	b := l.st.NewBatch()
+	defer b.Close()
+	if err := b.PutValidation(v); err != nil {
+		return err
+	}
+	return b.Commit()
+}

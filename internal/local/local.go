@@ -1,0 +1,272 @@
+// Package local runs the whole network in one process: the device
+// registry, the master, N hubs each with its embedded MQTT broker, the
+// in-process bus between them, and the HTTP API, with every store under one
+// data directory. It is what `cissan up` runs and what end-to-end tests
+// start.
+//
+// Data directory layout:
+//
+//	network.json       network id and public keys, for offline verifiers
+//	admin.token        operator bearer token (0600)
+//	registry.db        device registry (SQLite)
+//	master/            master.key, chain/ (Pebble), index.db (SQLite)
+//	hub-N/             hub.key, chain/, index.db
+package local
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"cissan/internal/analyze"
+	"cissan/internal/api"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/hub"
+	"cissan/internal/ledger"
+	"cissan/internal/master"
+	"cissan/internal/registry"
+)
+
+// Config configures a one-process network.
+type Config struct {
+	DataDir       string
+	HTTPAddr      string // API; "127.0.0.1:0" picks a free port
+	MQTTAddr      string // first hub; further hubs take the next ports (all pick free ports if the port is 0)
+	Hubs          int
+	BlockInterval time.Duration
+	ResubmitAfter time.Duration
+	Limits        event.Limits
+	RangeRules    []analyze.RangeRule
+	Log           *slog.Logger
+}
+
+// Network is a running one-process network.
+type Network struct {
+	Net      *chain.Network
+	Registry *registry.Registry
+	Master   *master.Master
+	Hubs     []*hub.Hub
+	Token    string // operator token
+	APIURL   string
+
+	cfg      Config
+	ledgers  []*ledger.Ledger
+	http     *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closeErr error
+	once     sync.Once
+}
+
+// HubID names hub i (0-based).
+func HubID(i int) string { return "hub-" + strconv.Itoa(i+1) }
+
+// Start starts the network; it runs until ctx ends or Close is called.
+func Start(ctx context.Context, cfg Config) (n *Network, err error) {
+	if cfg.Hubs < 1 {
+		return nil, errors.New("--hubs must be at least 1")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	n = &Network{cfg: cfg, cancel: cancel}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	masterKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "master", "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, cfg.Hubs)
+	keys := make([]ed25519.PrivateKey, cfg.Hubs)
+	for i := range ids {
+		ids[i] = HubID(i)
+		if keys[i], err = loadOrCreateKey(filepath.Join(cfg.DataDir, ids[i], "hub.key")); err != nil {
+			return nil, err
+		}
+	}
+	if n.Net, err = loadOrCreateNetwork(cfg.DataDir, masterKey, ids, keys); err != nil {
+		return nil, err
+	}
+	if n.Token, err = registry.LoadOrCreateOperatorToken(filepath.Join(cfg.DataDir, "admin.token")); err != nil {
+		return nil, err
+	}
+	if n.Registry, err = registry.Open(filepath.Join(cfg.DataDir, "registry.db")); err != nil {
+		return nil, err
+	}
+
+	b := bus.NewInProc()
+	analyzers := func() analyze.Set { return analyze.Set{analyze.NewRange(cfg.RangeRules)} }
+	openLedger := func(dir string) (*ledger.Ledger, error) {
+		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: n.Net, Limits: cfg.Limits, Analyzers: analyzers(), Log: cfg.Log})
+		if err == nil {
+			n.ledgers = append(n.ledgers, l)
+		}
+		return l, err
+	}
+
+	ml, err := openLedger(filepath.Join(cfg.DataDir, "master"))
+	if err != nil {
+		return nil, err
+	}
+	if n.Master, err = master.New(master.Config{Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master")}); err != nil {
+		return nil, err
+	}
+	b.HandleBatches(n.Master.HandleBatch)
+	b.ServeBlocks(n.Master.FetchBlocks)
+	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", n.Master.HandleValidation) })
+
+	for i, id := range ids {
+		hl, err := openLedger(filepath.Join(cfg.DataDir, id))
+		if err != nil {
+			return nil, err
+		}
+		h, err := hub.New(hub.Config{
+			ID: id, Key: keys[i], Ledger: hl, Registry: n.Registry, Bus: b,
+			MQTTAddr: hubAddr(cfg.MQTTAddr, i), ResubmitAfter: cfg.ResubmitAfter, Log: cfg.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := h.Start(ctx); err != nil {
+			return nil, fmt.Errorf("%w (change --mqtt-addr)", err)
+		}
+		n.Hubs = append(n.Hubs, h)
+		cancelSub := n.Registry.Subscribe(func(c registry.Change) { h.DeviceChanged(c.UID) })
+		n.goRun(func() { <-ctx.Done(); cancelSub() })
+		n.goRun(func() { _ = b.ConsumeBlocks(ctx, id, h.HandleBlock) })
+		n.goRun(func() { _ = b.ConsumeValidations(ctx, id, h.HandleValidation) })
+	}
+
+	if err := n.serveHTTP(ctx, ml); err != nil {
+		return nil, err
+	}
+	n.goRun(func() { _ = n.Master.Run(ctx) })
+	cfg.Log.Info("network up", "network_id", n.Net.ID.String(), "api", n.APIURL, "hubs", len(n.Hubs), "data_dir", cfg.DataDir)
+	return n, nil
+}
+
+func (n *Network) goRun(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// hubAddr gives hub i the port after hub i-1's; port 0 stays 0.
+func hubAddr(first string, i int) string {
+	host, port, err := net.SplitHostPort(first)
+	if err != nil {
+		return first // the listener reports the bad address
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 {
+		return first
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i))
+}
+
+func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
+	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP API on %s: %w (change --http-addr)", n.cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	devices := registry.NewHandler(n.Registry, registry.OperatorAuth(n.Token))
+	mux.Handle("/v1/devices", devices)
+	mux.Handle("/v1/devices/", devices)
+	api.Handler(api.Config{
+		Ledger:    ml,
+		Pending:   n.pending,
+		Status:    n.status,
+		Authorize: registry.OperatorAuth(n.Token),
+		Log:       n.cfg.Log,
+	}, mux)
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.APIURL = "http://" + ln.Addr().String()
+	n.goRun(func() { _ = n.http.Serve(ln) })
+	return nil
+}
+
+func (n *Network) pending(uid string) bool {
+	if n.Master.Pending(uid) {
+		return true
+	}
+	for _, h := range n.Hubs {
+		if h.Pending(uid) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Network) status(ctx context.Context) map[string]any {
+	nodes := []map[string]any{{"id": "master", "role": "master", "height": n.Master.Ledger().Height(), "pool": n.Master.PoolSize()}}
+	for _, h := range n.Hubs {
+		s := h.Stats()
+		nodes = append(nodes, map[string]any{
+			"id": h.ID(), "role": "hub", "height": h.Ledger().Height(), "pool": h.PoolSize(), "mqtt": h.MQTTAddr(),
+			"accepted": s.Accepted.Load(), "retransmits": s.Retransmits.Load(), "rejected": s.Rejected.Load(),
+			"resubmitted": s.Resubmitted.Load(), "refused_by_master": s.Refused.Load(),
+			"blocks_validated": s.Validated.Load(), "blocks_rejected": s.BadBlocks.Load(),
+		})
+	}
+	out := map[string]any{"nodes": nodes}
+	if c, err := n.Registry.Counts(ctx); err == nil {
+		out["devices"] = c
+	}
+	return out
+}
+
+// MQTTAddrs returns each hub's MQTT address.
+func (n *Network) MQTTAddrs() []string {
+	out := make([]string, len(n.Hubs))
+	for i, h := range n.Hubs {
+		out[i] = h.MQTTAddr()
+	}
+	return out
+}
+
+// Close stops everything and closes every store.
+func (n *Network) Close() error {
+	n.once.Do(func() {
+		n.cancel()
+		if n.http != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = n.http.Shutdown(sctx)
+			cancel()
+		}
+		for _, h := range n.Hubs {
+			_ = h.Close()
+		}
+		n.wg.Wait()
+		for _, l := range n.ledgers {
+			if err := l.Close(); err != nil && n.closeErr == nil {
+				n.closeErr = err
+			}
+		}
+		if n.Registry != nil {
+			_ = n.Registry.Close()
+		}
+	})
+	return n.closeErr
+}

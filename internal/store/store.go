@@ -1,0 +1,356 @@
+// Package store keeps a node's chain and pool in one Pebble database, so
+// that storing a block and retiring the pool entries it covers is a single
+// atomic, synced write.
+//
+// Key layout (all integers big-endian):
+//
+//	"b" height                -> header (182 bytes) || master signature (64)
+//	"e" height idx(u32)       -> entry bytes
+//	"u" uid                   -> height || idx(u32) || content hash (32)
+//	"v" height hub_id         -> validation (see encodeValidation)
+//	"p" uid                   -> pool record (owner-defined bytes)
+//	"q" seq                   -> uid  (pool arrival order)
+//	"m" name                  -> node metadata
+//
+// The store checks nothing about what it is given: the hub and master check
+// blocks before they store them, and verify re-checks everything stored.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+
+	"cissan/internal/chain"
+)
+
+// ErrNotFound is returned for a block, entry or key that is not stored.
+var ErrNotFound = errors.New("not found")
+
+// Store is a node's Pebble database.
+type Store struct {
+	db *pebble.DB
+}
+
+// Options tune Open; the zero value is the production default.
+type Options struct {
+	FS       vfs.FS // nil means the real filesystem
+	ReadOnly bool   // for verifiers: refuse every write
+}
+
+// Open opens or creates the database in dir.
+func Open(dir string, o Options) (*Store, error) {
+	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the database to the verifier and to tamper tests.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+func blockKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, h) }
+
+func entryKey(h uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'e'}, h), i)
+}
+
+func uidKey(uid string) []byte { return append([]byte{'u'}, uid...) }
+
+func validationPrefix(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'v'}, h) }
+
+func poolKey(uid string) []byte { return append([]byte{'p'}, uid...) }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'q'}, seq) }
+
+func metaKey(name string) []byte { return append([]byte{'m'}, name...) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// Height returns the number of blocks stored: the height of the next block.
+func (s *Store) Height() (uint64, error) {
+	v, err := s.get(metaKey("height"))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read height: %w", err)
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("read height: %d bytes stored", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Located is where an event's entry sits in the chain.
+type Located struct {
+	Height  uint64
+	Index   uint32
+	Content chain.Hash // event.ContentHash of the logged event
+}
+
+// Locate finds the entry logged for uid.
+func (s *Store) Locate(uid string) (Located, error) {
+	v, err := s.get(uidKey(uid))
+	if err != nil {
+		return Located{}, err
+	}
+	if len(v) != 44 {
+		return Located{}, fmt.Errorf("uid record for %q: %d bytes", uid, len(v))
+	}
+	l := Located{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}
+	copy(l.Content[:], v[12:])
+	return l, nil
+}
+
+// Header returns the header and master signature of block h.
+func (s *Store) Header(h uint64) (*chain.Header, []byte, error) {
+	v, err := s.get(blockKey(h))
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	if len(v) != chain.HeaderSize+64 {
+		return nil, nil, fmt.Errorf("block %d: record is %d bytes, want %d", h, len(v), chain.HeaderSize+64)
+	}
+	hdr, err := chain.DecodeHeader(v[:chain.HeaderSize])
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	return hdr, v[chain.HeaderSize:], nil
+}
+
+// Entry returns the bytes of entry i of block h.
+func (s *Store) Entry(h uint64, i uint32) ([]byte, error) {
+	v, err := s.get(entryKey(h, i))
+	if err != nil {
+		return nil, fmt.Errorf("block %d entry %d: %w", h, i, err)
+	}
+	return v, nil
+}
+
+// Block returns block h with its entries.
+func (s *Store) Block(h uint64) (*chain.Block, error) {
+	hdr, sig, err := s.Header(h)
+	if err != nil {
+		return nil, err
+	}
+	b := &chain.Block{Header: *hdr, Signature: sig, Entries: make([][]byte, 0, hdr.EntryCount)}
+	lo, hi := binary.BigEndian.AppendUint64([]byte{'e'}, h), binary.BigEndian.AppendUint64([]byte{'e'}, h+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if want := uint32(len(b.Entries)); binary.BigEndian.Uint32(it.Key()[9:]) != want {
+			return nil, fmt.Errorf("block %d: entry %d missing", h, want)
+		}
+		b.Entries = append(b.Entries, bytes.Clone(it.Value()))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("block %d entries: %w", h, err)
+	}
+	return b, nil
+}
+
+// BlockHashes returns the hashes of blocks 0..n-1, for history roots.
+func (s *Store) BlockHashes(n uint64) ([]chain.Hash, error) {
+	out := make([]chain.Hash, 0, n)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: blockKey(0), UpperBound: blockKey(n)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		if len(v) < chain.HeaderSize {
+			return nil, fmt.Errorf("block %d: short record", binary.BigEndian.Uint64(it.Key()[1:]))
+		}
+		hdr, err := chain.DecodeHeader(v[:chain.HeaderSize])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hdr.Hash())
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if uint64(len(out)) != n {
+		return nil, fmt.Errorf("block hashes: %d of %d blocks stored", len(out), n)
+	}
+	return out, nil
+}
+
+// Batch is an atomic write. Nothing is visible until Commit.
+type Batch struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// NewBatch starts an atomic write.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
+
+// Commit applies the batch and syncs it to disk before returning.
+func (b *Batch) Commit() error {
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return b.b.Close()
+}
+
+// Close discards an uncommitted batch.
+func (b *Batch) Close() { _ = b.b.Close() }
+
+// PutBlock writes block h, its entries, its uid records and the new height.
+// content[i] is the content hash of entry i's event.
+func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) error {
+	h := blk.Header.Height
+	rec := append(blk.Header.Encode(), blk.Signature...)
+	if err := b.b.Set(blockKey(h), rec, nil); err != nil {
+		return err
+	}
+	for i, e := range blk.Entries {
+		if err := b.b.Set(entryKey(h, uint32(i)), e, nil); err != nil {
+			return err
+		}
+		loc := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h), uint32(i))
+		if err := b.b.Set(uidKey(uids[i]), append(loc, content[i][:]...), nil); err != nil {
+			return err
+		}
+	}
+	return b.b.Set(metaKey("height"), binary.BigEndian.AppendUint64(nil, h+1), nil)
+}
+
+// PutValidation records a hub's validation of a block.
+func (b *Batch) PutValidation(v *chain.Validation) error {
+	return b.b.Set(append(validationPrefix(v.Height), v.HubID...), encodeValidation(v), nil)
+}
+
+// PutPool records a pool entry under uid, with its arrival sequence
+// number (0 for pools that need no order).
+func (b *Batch) PutPool(uid string, seq uint64, rec []byte) error {
+	if err := b.b.Set(poolKey(uid), rec, nil); err != nil {
+		return err
+	}
+	if seq == 0 {
+		return nil
+	}
+	return b.b.Set(seqKey(seq), []byte(uid), nil)
+}
+
+// DeletePool removes a pool entry (and its sequence record, if any).
+func (b *Batch) DeletePool(uid string, seq uint64) error {
+	if err := b.b.Delete(poolKey(uid), nil); err != nil {
+		return err
+	}
+	if seq == 0 {
+		return nil
+	}
+	return b.b.Delete(seqKey(seq), nil)
+}
+
+// PutMeta records node metadata.
+func (b *Batch) PutMeta(name string, v []byte) error { return b.b.Set(metaKey(name), v, nil) }
+
+// Meta reads node metadata.
+func (s *Store) Meta(name string) ([]byte, error) { return s.get(metaKey(name)) }
+
+// Pool returns the pool record for uid.
+func (s *Store) Pool(uid string) ([]byte, error) { return s.get(poolKey(uid)) }
+
+// EachPool calls fn for every pool record in uid order.
+func (s *Store) EachPool(fn func(uid string, rec []byte) error) error {
+	return s.each([]byte{'p'}, func(k, v []byte) error { return fn(string(k[1:]), v) })
+}
+
+// EachSeq calls fn for every pool sequence record in arrival order.
+func (s *Store) EachSeq(fn func(seq uint64, uid string) error) error {
+	return s.each([]byte{'q'}, func(k, v []byte) error { return fn(binary.BigEndian.Uint64(k[1:]), string(v)) })
+}
+
+func (s *Store) each(prefix []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Validations returns the validations stored for block h.
+func (s *Store) Validations(h uint64) ([]chain.Validation, error) {
+	var out []chain.Validation
+	p := validationPrefix(h)
+	err := s.each(p, func(k, v []byte) error {
+		val, err := decodeValidation(string(k[len(p):]), h, v)
+		if err != nil {
+			return fmt.Errorf("validation of block %d by %q: %w", h, k[len(p):], err)
+		}
+		out = append(out, val)
+		return nil
+	})
+	return out, err
+}
+
+// Validation record: verdict (1) || block hash (32) || signature (64) || reason.
+func encodeValidation(v *chain.Validation) []byte {
+	b := make([]byte, 0, 97+len(v.Reason))
+	b = append(b, byte(v.Verdict))
+	b = append(b, v.BlockHash[:]...)
+	b = append(b, v.Signature...)
+	return append(b, v.Reason...)
+}
+
+func decodeValidation(hub string, h uint64, b []byte) (chain.Validation, error) {
+	if len(b) < 97 {
+		return chain.Validation{}, fmt.Errorf("record is %d bytes, want at least 97", len(b))
+	}
+	v := chain.Validation{HubID: hub, Height: h, Verdict: chain.Verdict(b[0]), Signature: bytes.Clone(b[33:97]), Reason: string(b[97:])}
+	copy(v.BlockHash[:], b[1:33])
+	return v, nil
+}
