@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,8 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	for i := 1; i <= *devices; i++ {
 		uid := fmt.Sprintf("%s-%d", *prefix, i)
 		_, token, err := reg.Add(ctx, *namespace, uid)
-		if errors.Is(err, registry.ErrExists) {
+		if ae := (*registry.APIError)(nil); errors.As(err, &ae) && ae.StatusCode == http.StatusConflict {
+			// Registered by an earlier run: issue a new token.
 			_, token, err = reg.Rotate(ctx, uid)
 		}
 		if err != nil {

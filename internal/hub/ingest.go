@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -41,7 +42,9 @@ func (h *Hub) startMQTT() error {
 	// Payloads a little over the cap still arrive, so the device learns
 	// why it was refused; far larger packets end the connection.
 	caps.MaximumPacketSize = uint32(lim.MaxPayload + 64<<10)
-	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: h.log.With("component", "mqtt")})
+	// The broker's own logs are per connection and listener; ours say what
+	// matters, so only its warnings pass.
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(warnOnly{h.log.Handler()}).With("component", "mqtt")})
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
@@ -94,6 +97,17 @@ func (h *Hub) device(cl *mqtt.Client) (registry.Device, bool) {
 	d, ok := h.clients[cl]
 	return d, ok
 }
+
+// warnOnly passes records of level Warn and above.
+type warnOnly struct{ slog.Handler }
+
+func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+
+func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
+
+func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.Handler.WithGroup(name)} }
 
 // hook connects the broker to the hub: logins go to the registry, events
 // are taken in OnPublish (which runs before the PUBACK) and never reach an
