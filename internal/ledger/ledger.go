@@ -9,6 +9,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -29,6 +30,9 @@ type Ledger struct {
 	idx    *index.Index
 	an     analyze.Set
 	log    *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
 
 	mu     sync.RWMutex // guards the head below
 	height uint64
@@ -97,14 +101,12 @@ func (l *Ledger) recover(ctx context.Context) error {
 	return l.SyncIndex(ctx)
 }
 
-// Close closes the store and index.
+// Close closes the store and index. Closing twice is harmless.
 func (l *Ledger) Close() error {
-	err1 := l.idx.Close()
-	err2 := l.st.Close()
-	if err1 != nil {
-		return err1
-	}
-	return err2
+	l.closeOnce.Do(func() {
+		l.closeErr = errors.Join(l.idx.Close(), l.st.Close())
+	})
+	return l.closeErr
 }
 
 // Store returns the block store.

@@ -1,0 +1,253 @@
+package hub
+
+import (
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cissan/internal/analyze"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/ledger"
+)
+
+// fakeBus records what a hub publishes; blocks come from the test itself.
+type fakeBus struct {
+	mu          sync.Mutex
+	validations []*chain.Validation
+	fetch       func(from uint64) []*chain.Block
+}
+
+func (f *fakeBus) SubmitBatch(context.Context, *bus.Batch) ([]bus.Refusal, error) { return nil, nil }
+
+func (f *fakeBus) FetchBlocks(_ context.Context, from uint64, _ int) ([]*chain.Block, error) {
+	if f.fetch == nil {
+		return nil, nil
+	}
+	return f.fetch(from), nil
+}
+
+func (f *fakeBus) PublishValidation(_ context.Context, v *chain.Validation) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.validations = append(f.validations, v)
+	return nil
+}
+
+func (f *fakeBus) last(t *testing.T) *chain.Validation {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.validations) == 0 {
+		t.Fatal("hub published no validation")
+	}
+	return f.validations[len(f.validations)-1]
+}
+
+type fixture struct {
+	hub       *Hub
+	bus       *fakeBus
+	net       *chain.Network
+	masterKey ed25519.PrivateKey
+	hubKey    ed25519.PrivateKey
+}
+
+func key(b byte) ed25519.PrivateKey {
+	seed := make([]byte, ed25519.SeedSize)
+	for i := range seed {
+		seed[i] = b
+	}
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{bus: &fakeBus{}, masterKey: key(1), hubKey: key(2)}
+	f.net = &chain.Network{
+		ID: chain.NetworkID{7}, MasterKey: f.masterKey.Public().(ed25519.PublicKey), Quorum: 1,
+		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}},
+	}
+	log := slog.New(slog.DiscardHandler)
+	led, err := ledger.Open(context.Background(), ledger.Config{
+		Dir: t.TempDir(), Network: f.net, Limits: event.DefaultLimits(),
+		Analyzers: analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}, Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	h, err := New(Config{ID: "hub-1", Key: f.hubKey, Ledger: led, Bus: f.bus, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ctx = context.Background()
+	f.hub = h
+	return f
+}
+
+func sampleEvent(uid string, temp float64) event.Event {
+	return event.Event{
+		UID: uid, Timestamp: 1696248400000, Namespace: "acme/weather", DeviceUID: "ws-1",
+		Items: []event.Item{{Key: "temperature", Value: event.Value{Kind: event.KindNumber, Num: temp}}},
+	}
+}
+
+// submit makes an event durable in the hub's pool as ingest would, and
+// returns the entry the master should log for it.
+func (f *fixture) submit(t *testing.T, ev event.Event) *event.Entry {
+	t.Helper()
+	en := &event.Entry{Event: ev, HubID: "hub-1", ReceivedMs: 1696248400123}
+	r := &commitReq{uid: ev.UID, content: event.ContentHash(&ev), raw: en.Encode(), done: make(chan error, 1)}
+	f.hub.commitGroup([]*commitReq{r})
+	if err := <-r.done; err != nil {
+		t.Fatalf("submit %s: %v", ev.UID, err)
+	}
+	en.Tags = analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}.Tags(&en.Event)
+	return en
+}
+
+// block seals entries as the master would at the hub's next height.
+func (f *fixture) block(entries ...*event.Entry) *chain.Block {
+	x := f.hub.led.Expect()
+	raws := make([][]byte, len(entries))
+	for i, en := range entries {
+		raws[i] = en.Encode()
+	}
+	return chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot, MintTimeMs: time.Now().UnixMilli()}, raws, f.masterKey)
+}
+
+func TestHubAcceptsFaithfulBlock(t *testing.T) {
+	f := newFixture(t)
+	a := f.submit(t, sampleEvent("e1", 21.5))
+	b := f.submit(t, sampleEvent("e2", 120)) // out of range: tagged
+	if len(b.Tags) != 1 || b.Tags[0].Label != "out_of_range" {
+		t.Fatalf("expected an out_of_range tag, got %v", b.Tags)
+	}
+	if err := f.hub.HandleBlock(context.Background(), f.block(a, b)); err != nil {
+		t.Fatalf("faithful block rejected: %v", err)
+	}
+	v := f.bus.last(t)
+	if v.Verdict != chain.Accept || v.Height != 0 {
+		t.Fatalf("validation = %+v, want accept of height 0", v)
+	}
+	if err := v.Verify(f.net.ID, f.hubKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.hub.led.Height(); got != 1 {
+		t.Fatalf("hub height %d after accepting, want 1", got)
+	}
+	if n := f.hub.PoolSize(); n != 0 {
+		t.Fatalf("pool holds %d events after the block covered them, want 0", n)
+	}
+}
+
+func TestHubRejectsUnfaithfulBlocks(t *testing.T) {
+	cases := []struct {
+		name   string
+		forge  func(t *testing.T, f *fixture, good *event.Entry) *chain.Block
+		reason string
+	}{
+		{"event value misstated", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			bad := *good
+			bad.Event = sampleEvent(good.Event.UID, 22.5)
+			return f.block(&bad)
+		}, "misstates what this hub submitted"},
+		{"receive time misstated", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			bad := *good
+			bad.ReceivedMs++
+			return f.block(&bad)
+		}, "misstates what this hub submitted"},
+		{"tag added", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			bad := *good
+			bad.Tags = []event.Tag{{Analyzer: "range", Key: "temperature", Label: "out_of_range"}}
+			return f.block(&bad)
+		}, "analyzer tags"},
+		{"score changed", func(t *testing.T, f *fixture, _ *event.Entry) *chain.Block {
+			hot := f.submit(t, sampleEvent("hot", 120))
+			hot.Tags[0].Score++
+			return f.block(hot)
+		}, "analyzer tags"},
+		{"event this hub never submitted", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			ghost := &event.Entry{Event: sampleEvent("ghost", 20), HubID: "hub-1", ReceivedMs: 1}
+			return f.block(good, ghost)
+		}, "never submitted"},
+		{"bad master signature", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			b := f.block(good)
+			b.Signature = ed25519.Sign(key(9), chain.BlockMessage(b.Header.Hash()))
+			return b
+		}, "master signature"},
+		{"entries changed after sealing", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			b := f.block(good)
+			other := *good
+			other.ReceivedMs = 5
+			b.Entries[0] = other.Encode()
+			return b
+		}, "entries_root"},
+		{"broken link", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			b := f.block(good)
+			b.Header.Prev[0] ^= 1
+			b.Signature = ed25519.Sign(f.masterKey, chain.BlockMessage(b.Header.Hash()))
+			return b
+		}, "prev_hash"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			good := f.submit(t, sampleEvent("e1", 21.5))
+			blk := c.forge(t, f, good)
+			err := f.hub.HandleBlock(context.Background(), blk)
+			if err == nil || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("HandleBlock = %v, want a rejection mentioning %q", err, c.reason)
+			}
+			v := f.bus.last(t)
+			if v.Verdict != chain.Reject || !strings.Contains(v.Reason, c.reason) {
+				t.Fatalf("validation = %v %q, want reject mentioning %q", v.Verdict, v.Reason, c.reason)
+			}
+			if err := v.Verify(f.net.ID, f.hubKey.Public().(ed25519.PublicKey)); err != nil {
+				t.Fatalf("rejection is not properly signed: %v", err)
+			}
+			if h := f.hub.led.Height(); h != 0 {
+				t.Fatalf("rejected block was stored: height %d", h)
+			}
+			if !f.hub.Pending("e1") {
+				t.Fatal("the hub's event left its pool although no valid block covers it")
+			}
+		})
+	}
+}
+
+func TestHubCatchesUpBeforeValidating(t *testing.T) {
+	f := newFixture(t)
+	b0 := f.block(f.submit(t, sampleEvent("e1", 20)))
+	e2 := f.submit(t, sampleEvent("e2", 21))
+	// Block 1 as the master mints it after block 0.
+	h0 := b0.Header.Hash()
+	b1 := chain.Seal(chain.Header{
+		Network: f.net.ID, Height: 1, Prev: h0, HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(h0)}), MintTimeMs: 1,
+	}, [][]byte{e2.Encode()}, f.masterKey)
+	f.bus.fetch = func(from uint64) []*chain.Block {
+		if from == 0 {
+			return []*chain.Block{b0}
+		}
+		return nil
+	}
+	// Block 0 is lost on the way; block 1 arrives first.
+	if err := f.hub.HandleBlock(context.Background(), b1); err != nil {
+		t.Fatalf("HandleBlock(1): %v", err)
+	}
+	if h := f.hub.led.Height(); h != 2 {
+		t.Fatalf("height %d after catching up, want 2", h)
+	}
+	if len(f.bus.validations) != 2 || f.bus.validations[0].Height != 0 || f.bus.validations[1].Height != 1 {
+		t.Fatalf("validations %v, want accepts of heights 0 then 1", f.bus.validations)
+	}
+	// A repeat of a block already stored is ignored, not validated again.
+	if err := f.hub.HandleBlock(context.Background(), b0); err != nil || len(f.bus.validations) != 2 {
+		t.Fatalf("repeat of block 0: err %v, %d validations", err, len(f.bus.validations))
+	}
+}

@@ -1,0 +1,198 @@
+package master
+
+import (
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"cissan/internal/analyze"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+	"cissan/internal/ledger"
+)
+
+type publisher struct{ blocks []*chain.Block }
+
+func (p *publisher) PublishBlock(_ context.Context, b *chain.Block) error {
+	p.blocks = append(p.blocks, b)
+	return nil
+}
+
+func key(b byte) ed25519.PrivateKey {
+	seed := make([]byte, ed25519.SeedSize)
+	seed[0] = b
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+type fixture struct {
+	m      *Master
+	led    *ledger.Ledger
+	pub    *publisher
+	net    *chain.Network
+	mk     ed25519.PrivateKey
+	hubKey ed25519.PrivateKey
+	dir    string
+}
+
+func newFixture(t *testing.T, dir string) *fixture {
+	t.Helper()
+	f := &fixture{pub: &publisher{}, mk: key(1), hubKey: key(2), dir: dir}
+	f.net = &chain.Network{ID: chain.NetworkID{3}, MasterKey: f.mk.Public().(ed25519.PublicKey), Quorum: 1,
+		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}}}
+	log := slog.New(slog.DiscardHandler)
+	led, err := ledger.Open(context.Background(), ledger.Config{Dir: dir, Network: f.net, Limits: event.DefaultLimits(),
+		Analyzers: analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	f.led = led
+	if f.m, err = New(Config{Ledger: led, Key: f.mk, Bus: f.pub, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func submission(uid string, temp float64) []byte {
+	en := event.Entry{HubID: "hub-1", ReceivedMs: 5, Event: event.Event{
+		UID: uid, Timestamp: 1, Namespace: "a/b", DeviceUID: "d1",
+		Items: []event.Item{{Key: "temperature", Value: event.Value{Kind: event.KindNumber, Num: temp}}},
+	}}
+	return en.Encode()
+}
+
+func (f *fixture) batch(seq uint64, entries ...[]byte) *bus.Batch {
+	b := &bus.Batch{HubID: "hub-1", Seq: seq, Entries: entries}
+	b.Signature = ed25519.Sign(f.hubKey, chain.BatchMessage(f.net.ID, "hub-1", seq, entries))
+	return b
+}
+
+func TestMintLogsEachSubmissionOnce(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	ctx := context.Background()
+	if ref, err := f.m.HandleBatch(ctx, f.batch(1, submission("a", 20), submission("b", 99))); err != nil || len(ref) != 0 {
+		t.Fatalf("HandleBatch = %v, %v", ref, err)
+	}
+	// A resubmission of the same events changes nothing.
+	if ref, err := f.m.HandleBatch(ctx, f.batch(2, submission("a", 20))); err != nil || len(ref) != 0 {
+		t.Fatalf("resubmission: %v, %v", ref, err)
+	}
+	if n := f.m.PoolSize(); n != 2 {
+		t.Fatalf("pool size %d, want 2", n)
+	}
+	blk, err := f.m.Mint(ctx)
+	if err != nil || blk == nil {
+		t.Fatalf("Mint = %v, %v", blk, err)
+	}
+	if len(blk.Entries) != 2 || len(f.pub.blocks) != 1 {
+		t.Fatalf("block has %d entries, %d published; want 2 and 1", len(blk.Entries), len(f.pub.blocks))
+	}
+	en, err := event.DecodeEntry(blk.Entries[1], event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(en.Tags) != 1 || en.Tags[0].Label != "out_of_range" {
+		t.Fatalf("tags of the 99 degree event = %v, want out_of_range", en.Tags)
+	}
+	if _, err := blk.Check(chain.Expect{Network: f.net.ID, MasterKey: f.net.MasterKey, HistoryRoot: chain.EmptyRoot, Limits: event.DefaultLimits()}); err != nil {
+		t.Fatalf("minted block fails its own checks: %v", err)
+	}
+	// After the block, the same events are still duplicates.
+	ref, err := f.m.HandleBatch(ctx, f.batch(3, submission("a", 20), submission("b", 1)))
+	if err != nil || len(ref) != 1 || ref[0].UID != "b" || !strings.Contains(ref[0].Reason, "block 0") {
+		t.Fatalf("after mint: refusals %v, err %v; want b refused naming block 0", ref, err)
+	}
+	if blk, _ := f.m.Mint(ctx); blk != nil {
+		t.Fatalf("minted a block of %d entries from duplicates", len(blk.Entries))
+	}
+}
+
+func TestBatchRefusals(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	ctx := context.Background()
+	good := f.batch(1, submission("a", 20))
+	badSig := f.batch(1, submission("a", 20))
+	badSig.Signature[0] ^= 1
+	unknown := f.batch(1, submission("a", 20))
+	unknown.HubID = "hub-9"
+	tagged := event.Entry{HubID: "hub-1", Event: event.Event{UID: "t", Timestamp: 1, Namespace: "a/b", DeviceUID: "d",
+		Items: []event.Item{{Key: "k", Value: event.Value{Kind: event.KindBool}}}}, Tags: []event.Tag{{Analyzer: "x", Label: "y"}}}
+	for name, c := range map[string]struct {
+		b    *bus.Batch
+		want string
+	}{
+		"bad signature":  {badSig, "signature"},
+		"unknown hub":    {unknown, "unknown hub"},
+		"tags submitted": {f.batch(2, tagged.Encode()), "do not belong"},
+		"garbage entry":  {f.batch(3, []byte{1, 2, 3}), "entry 0"},
+		"other hub's id": {f.batch(4, (&event.Entry{HubID: "hub-2", Event: tagged.Event}).Encode()), "do not belong"},
+	} {
+		if _, err := f.m.HandleBatch(ctx, c.b); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want one mentioning %q", name, err, c.want)
+		}
+	}
+	if n := f.m.PoolSize(); n != 0 {
+		t.Fatalf("refused batches left %d events in the pool", n)
+	}
+	if _, err := f.m.HandleBatch(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := f.m.HandleBatch(ctx, f.batch(5, submission("a", 21)))
+	if err != nil || len(ref) != 1 || !strings.Contains(ref[0].Reason, "pending") {
+		t.Fatalf("conflicting pending uid: %v, %v", ref, err)
+	}
+}
+
+func TestPoolSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, dir)
+	ctx := context.Background()
+	if _, err := f.m.HandleBatch(ctx, f.batch(1, submission("a", 20), submission("b", 21))); err != nil {
+		t.Fatal(err)
+	}
+	f.led.Close()
+	g := newFixture(t, dir)
+	if n := g.m.PoolSize(); n != 2 {
+		t.Fatalf("pool after restart holds %d, want 2", n)
+	}
+	blk, err := g.m.Mint(ctx)
+	if err != nil || blk == nil || len(blk.Entries) != 2 {
+		t.Fatalf("mint after restart: %v %v", blk, err)
+	}
+}
+
+func TestValidationsDecideFinality(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := f.m.HandleBatch(ctx, f.batch(1, submission("a", 20))); err != nil {
+		t.Fatal(err)
+	}
+	blk, err := f.m.Mint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &chain.Validation{HubID: "hub-1", Height: 0, BlockHash: blk.Header.Hash(), Verdict: chain.Accept}
+	v.Sign(f.net.ID, key(9)) // wrong key
+	if err := f.m.HandleValidation(ctx, v); err == nil {
+		t.Fatal("validation signed by the wrong key was recorded")
+	}
+	if final, _ := f.led.Final(0); final {
+		t.Fatal("block final without a valid validation")
+	}
+	v.Sign(f.net.ID, f.hubKey)
+	if err := f.m.HandleValidation(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if final, _ := f.led.Final(0); !final {
+		t.Fatal("block not final after the quorum accepted it")
+	}
+	wrongBlock := *v
+	wrongBlock.BlockHash[0] ^= 1
+	wrongBlock.Sign(f.net.ID, f.hubKey)
+	if err := f.m.HandleValidation(ctx, &wrongBlock); err == nil || !strings.Contains(err.Error(), "block hash") {
+		t.Fatalf("validation of another block hash: %v", err)
+	}
+}
