@@ -235,11 +235,21 @@ func (b *Batch) Commit() error {
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	return b.b.Close()
+	// Closing returns the pebble batch to a pool that other goroutines
+	// draw from: it must happen once only, so the deferred Close that
+	// callers pair with NewBatch must not close it again.
+	pb := b.b
+	b.b = nil
+	return pb.Close()
 }
 
-// Close discards an uncommitted batch.
-func (b *Batch) Close() { _ = b.b.Close() }
+// Close discards an uncommitted batch; after Commit it does nothing.
+func (b *Batch) Close() {
+	if b.b != nil {
+		_ = b.b.Close()
+		b.b = nil
+	}
+}
 
 // PutBlock writes block h, its entries, its uid records and the new height.
 // content[i] is the content hash of entry i's event.

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/cockroachdb/pebble/vfs/errorfs"
+
+	"cissan/internal/chain"
+)
+
+func testBlock(h uint64, entries ...string) *chain.Block {
+	raws := make([][]byte, len(entries))
+	for i, e := range entries {
+		raws[i] = []byte(e)
+	}
+	return &chain.Block{Header: chain.Header{Height: h, EntryCount: uint64(len(raws))}, Signature: make([]byte, 64), Entries: raws}
+}
+
+func put(t *testing.T, s *Store, blk *chain.Block, uids ...string) {
+	t.Helper()
+	b := s.NewBatch()
+	defer b.Close()
+	content := make([]chain.Hash, len(uids))
+	for i := range content {
+		content[i][0] = byte(i + 1)
+	}
+	if err := b.PutBlock(blk, uids, content); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if h, err := s.Height(); err != nil || h != 0 {
+		t.Fatalf("empty store height = %d, %v", h, err)
+	}
+	put(t, s, testBlock(0, "a", "b"), "u1", "u2")
+	put(t, s, testBlock(1, "c"), "u3")
+	if h, _ := s.Height(); h != 2 {
+		t.Fatalf("height %d, want 2", h)
+	}
+	blk, err := s.Block(0)
+	if err != nil || len(blk.Entries) != 2 || string(blk.Entries[1]) != "b" {
+		t.Fatalf("Block(0) = %+v, %v", blk, err)
+	}
+	loc, err := s.Locate("u3")
+	if err != nil || loc.Height != 1 || loc.Index != 0 || loc.Content[0] != 1 {
+		t.Fatalf("Locate(u3) = %+v, %v", loc, err)
+	}
+	if _, err := s.Locate("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Locate(nope) = %v, want ErrNotFound", err)
+	}
+	hashes, err := s.BlockHashes(2)
+	if err != nil || hashes[1] != blk0Hash(t, s, 1) {
+		t.Fatalf("BlockHashes = %v, %v", hashes, err)
+	}
+
+	b := s.NewBatch()
+	v := &chain.Validation{HubID: "hub-1", Height: 1, Verdict: chain.Reject, Reason: "why", Signature: make([]byte, 64)}
+	v.BlockHash[3] = 9
+	if err := b.PutValidation(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutPool("p2", 2, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutPool("p1", 1, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	vals, err := s.Validations(1)
+	if err != nil || len(vals) != 1 || vals[0].Reason != "why" || vals[0].BlockHash != v.BlockHash || vals[0].Verdict != chain.Reject {
+		t.Fatalf("Validations(1) = %+v, %v", vals, err)
+	}
+	var order []string
+	if err := s.EachSeq(func(_ uint64, uid string) error { order = append(order, uid); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != "p1" || order[1] != "p2" {
+		t.Fatalf("pool arrival order %v, want [p1 p2]", order)
+	}
+	b = s.NewBatch()
+	if err := b.DeletePool("p1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool("p1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted pool entry still there: %v", err)
+	}
+}
+
+func blk0Hash(t *testing.T, s *Store, h uint64) chain.Hash {
+	hdr, _, err := s.Header(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdr.Hash()
+}
+
+// TestFailedWALWriteIsNotAcknowledged makes every WAL write fail: a commit must
+// then either report the error or stop the process, never return success,
+// since callers acknowledge events on success.
+func TestFailedWALWriteIsNotAcknowledged(t *testing.T) {
+	var failing atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
+		if failing.Load() && op == errorfs.OpFileWrite && strings.HasSuffix(path, ".log") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	s, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	var commitErr error
+	panicked := func() (p bool) {
+		defer func() { p = recover() != nil }()
+		b := s.NewBatch()
+		_ = b.PutPool("u", 0, []byte("x"))
+		commitErr = b.Commit()
+		return false
+	}()
+	t.Logf("panicked=%v err=%v", panicked, commitErr)
+	if !panicked && commitErr == nil {
+		t.Fatal("commit reported success although the WAL write failed")
+	}
+}
