@@ -79,13 +79,16 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 		return nil, invalidf("block height %d, want %d", h.Height, x.Height)
 	}
 	if h.Prev != x.Prev {
-		return nil, invalidf("block %d: prev_hash %x does not link to block %d (%x)", h.Height, h.Prev, x.Height-1, x.Prev)
+		return nil, invalidf("block %d: prev_hash %x does not link to the previous block (%x)", h.Height, h.Prev, x.Prev)
 	}
 	if h.HistoryRoot != x.HistoryRoot {
 		return nil, invalidf("block %d: history_root %x, want %x", h.Height, h.HistoryRoot, x.HistoryRoot)
 	}
 	if h.ControlRoot != (Hash{}) {
 		return nil, invalidf("block %d: control_root must be zero in this version", h.Height)
+	}
+	if len(x.MasterKey) != ed25519.PublicKeySize { // ed25519.Verify would panic
+		return nil, invalidf("block %d: master key is %d bytes, want %d", h.Height, len(x.MasterKey), ed25519.PublicKeySize)
 	}
 	if !ed25519.Verify(x.MasterKey, BlockMessage(h.Hash()), b.Signature) {
 		return nil, invalidf("block %d: master signature does not verify", h.Height)
@@ -174,6 +177,9 @@ func (v *Validation) Sign(network NetworkID, key ed25519.PrivateKey) {
 func (v *Validation) Verify(network NetworkID, hubKey ed25519.PublicKey) error {
 	if v.Verdict != Accept && v.Verdict != Reject {
 		return invalidf("validation by %s of block %d: unknown verdict %d", v.HubID, v.Height, v.Verdict)
+	}
+	if len(hubKey) != ed25519.PublicKeySize { // ed25519.Verify would panic
+		return invalidf("validation by %s of block %d: hub key is %d bytes, want %d", v.HubID, v.Height, len(hubKey), ed25519.PublicKeySize)
 	}
 	if !ed25519.Verify(hubKey, v.Message(network), v.Signature) {
 		return invalidf("validation by %s of block %d: signature does not verify", v.HubID, v.Height)

@@ -50,7 +50,7 @@ type hubJSON struct {
 }
 
 // MarshalJSON writes network.json's format (SPEC.md, "network.json").
-func (n *Network) MarshalJSON() ([]byte, error) {
+func (n Network) MarshalJSON() ([]byte, error) {
 	j := networkJSON{Version: 1, NetworkID: n.ID.String(), MasterKey: hex.EncodeToString(n.MasterKey), Quorum: n.Quorum}
 	for _, h := range n.Hubs {
 		j.Hubs = append(j.Hubs, hubJSON{ID: h.ID, PublicKey: hex.EncodeToString(h.PublicKey), FromHeight: h.FromHeight})
@@ -83,6 +83,12 @@ func (n *Network) UnmarshalJSON(b []byte) error {
 		}
 		if h.ID == "" || out.Hub(h.ID) != nil {
 			return fmt.Errorf("network.json: hubs[%d].id %q is empty or repeated", i, h.ID)
+		}
+		for _, o := range out.Hubs {
+			if o.PublicKey.Equal(k) {
+				// One key under two ids would count twice towards the quorum.
+				return fmt.Errorf("network.json: hubs[%d] (%s) has the same public key as %s", i, h.ID, o.ID)
+			}
 		}
 		out.Hubs = append(out.Hubs, HubInfo{ID: h.ID, PublicKey: k, FromHeight: h.FromHeight})
 	}

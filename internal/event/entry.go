@@ -151,8 +151,8 @@ func DecodeEntry(b []byte, lim Limits) (*Entry, error) {
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrEncoding, len(d.b))
 	}
-	if en.HubID == "" {
-		return nil, fmt.Errorf("%w: empty hub_id", ErrEncoding)
+	if err := checkIdent("hub_id", en.HubID, lim.MaxDeviceLen); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEncoding, err)
 	}
 	if err := en.Event.Check(lim); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncoding, err)

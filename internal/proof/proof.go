@@ -1,0 +1,488 @@
+// Package proof builds and verifies proof bundles: everything needed to
+// check offline, with only the network's network.json, that one event was
+// logged unaltered in a block the master signed and the hubs countersigned.
+//
+// A bundle is a JSON object (SPEC.md, "Proof bundle"):
+//
+//	{
+//	  "version": 1,
+//	  "network_id": "<32 hex digits>",
+//	  "entry": "<base64, standard alphabet, padded: the entry bytes>",
+//	  "leaf_index": 3,
+//	  "entries_path": ["<64 hex>", ...],
+//	  "header": "<hex of the 182 header bytes>",
+//	  "block_hash": "<64 hex>",
+//	  "master_signature": "<128 hex>",
+//	  "validations": [{"hub_id": "hub-1", "height": 5, "block_hash": "<64 hex>",
+//	                   "verdict": "accept", "reason": "", "signature": "<128 hex>"}],
+//	  "anchor": null
+//	}
+//
+// entries_path is the RFC 6962 audit path of the entry's leaf in the
+// block's entries tree, the leaf's sibling first. block_hash is there for
+// people reading the bundle; Verify recomputes it from the header and
+// refuses a bundle whose block_hash differs. Hex is written in lower case.
+//
+// anchor is reserved for the Bitcoin anchor: the block's audit path in the
+// history tree of a later, anchored block, the raw transaction, its Merkle
+// branch, the Bitcoin block header and height. A version 1 verifier cannot
+// check one, so Verify refuses a bundle whose anchor is not null rather
+// than ignore what it cannot check.
+package proof
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"cissan/internal/chain"
+	"cissan/internal/event"
+)
+
+// Version is the bundle format version this package writes and verifies.
+const Version = 1
+
+// Bundle is a proof bundle as it travels in JSON.
+type Bundle struct {
+	Version         int              `json:"version"`
+	NetworkID       string           `json:"network_id"`
+	Entry           string           `json:"entry"`
+	LeafIndex       uint64           `json:"leaf_index"`
+	EntriesPath     []string         `json:"entries_path"`
+	Header          string           `json:"header"`
+	BlockHash       string           `json:"block_hash"`
+	MasterSignature string           `json:"master_signature"`
+	Validations     []ValidationJSON `json:"validations"`
+	Anchor          json.RawMessage  `json:"anchor"`
+}
+
+// ValidationJSON is a hub's validation as JSON, in bundles and in the HTTP
+// API alike.
+type ValidationJSON struct {
+	HubID     string `json:"hub_id"`
+	Height    uint64 `json:"height"`
+	BlockHash string `json:"block_hash"`
+	Verdict   string `json:"verdict"` // "accept" or "reject"
+	Reason    string `json:"reason"`
+	Signature string `json:"signature"`
+}
+
+// ValidationToJSON renders v.
+func ValidationToJSON(v chain.Validation) ValidationJSON {
+	return ValidationJSON{
+		HubID:     v.HubID,
+		Height:    v.Height,
+		BlockHash: hex.EncodeToString(v.BlockHash[:]),
+		Verdict:   v.Verdict.String(),
+		Reason:    v.Reason,
+		Signature: hex.EncodeToString(v.Signature),
+	}
+}
+
+// ValidationFromJSON parses j. It checks the form of every field but not
+// the signature: that needs the hub's key (chain.Validation.Verify).
+func ValidationFromJSON(j ValidationJSON) (chain.Validation, error) {
+	v := chain.Validation{HubID: j.HubID, Height: j.Height, Reason: j.Reason}
+	if j.HubID == "" {
+		return v, errors.New("hub_id: empty")
+	}
+	h, err := decodeHex(j.BlockHash, sha256.Size)
+	if err != nil {
+		return v, fmt.Errorf("block_hash: %w", err)
+	}
+	copy(v.BlockHash[:], h)
+	switch j.Verdict {
+	case "accept":
+		v.Verdict = chain.Accept
+	case "reject":
+		v.Verdict = chain.Reject
+	default:
+		return v, fmt.Errorf("verdict %q: want \"accept\" or \"reject\"", j.Verdict)
+	}
+	if v.Signature, err = decodeHex(j.Signature, ed25519.SignatureSize); err != nil {
+		return v, fmt.Errorf("signature: %w", err)
+	}
+	return v, nil
+}
+
+// decodeHex decodes s, which must hold exactly n bytes.
+func decodeHex(s string, n int) ([]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not hex: %w", err)
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("%d bytes, want %d", len(b), n)
+	}
+	return b, nil
+}
+
+// Build makes the bundle for the entry at index in blk. validations must all
+// be for blk; they are copied in the given order. Build checks that the
+// proof it makes verifies against blk's header, so that a store that lost
+// or altered an entry cannot hand out a bundle that will never verify.
+func Build(network chain.NetworkID, blk *chain.Block, index int, validations []chain.Validation) (*Bundle, error) {
+	if blk.Header.Network != network {
+		return nil, fmt.Errorf("build proof: block is for network %s, not %s", blk.Header.Network, network)
+	}
+	if index < 0 || index >= len(blk.Entries) {
+		return nil, fmt.Errorf("build proof: entry index %d not in block %d of %d entries", index, blk.Header.Height, len(blk.Entries))
+	}
+	leaves := chain.EntryLeaves(blk.Entries)
+	path, err := chain.InclusionProof(leaves, uint64(index))
+	if err != nil {
+		return nil, fmt.Errorf("build proof: %w", err)
+	}
+	if err := chain.VerifyInclusion(uint64(index), blk.Header.EntryCount, leaves[index], path, blk.Header.EntriesRoot); err != nil {
+		return nil, fmt.Errorf("build proof: block %d entries do not match its header: %w", blk.Header.Height, err)
+	}
+	hash := blk.Header.Hash()
+	b := &Bundle{
+		Version:         Version,
+		NetworkID:       network.String(),
+		Entry:           base64.StdEncoding.EncodeToString(blk.Entries[index]),
+		LeafIndex:       uint64(index),
+		EntriesPath:     make([]string, len(path)),
+		Header:          hex.EncodeToString(blk.Header.Encode()),
+		BlockHash:       hex.EncodeToString(hash[:]),
+		MasterSignature: hex.EncodeToString(blk.Signature),
+		Validations:     make([]ValidationJSON, 0, len(validations)),
+	}
+	for i, p := range path {
+		b.EntriesPath[i] = hex.EncodeToString(p[:])
+	}
+	for i, v := range validations {
+		if v.Height != blk.Header.Height || v.BlockHash != hash {
+			return nil, fmt.Errorf("build proof: validations[%d] by %s is for block %d %x, not block %d %x",
+				i, v.HubID, v.Height, v.BlockHash, blk.Header.Height, hash)
+		}
+		b.Validations = append(b.Validations, ValidationToJSON(v))
+	}
+	return b, nil
+}
+
+// Parse decodes a bundle from JSON, refusing unknown fields and trailing
+// data: a field this version does not know is a claim it cannot check.
+func Parse(data []byte) (*Bundle, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("proof bundle: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("proof bundle: trailing data after the JSON object")
+	}
+	return &b, nil
+}
+
+// ErrInvalid is wrapped by every Verify error for a bundle that does not
+// prove what it claims: malformed, altered, or signed by the wrong keys.
+var ErrInvalid = errors.New("invalid proof")
+
+// ErrNotFinal is wrapped by the Verify error for a bundle that checks in
+// every other respect but holds fewer accepting validations than the
+// network's quorum.
+var ErrNotFinal = errors.New("not final")
+
+// CheckError is a failed verification step. Check names the step, in the
+// words SPEC.md uses ("master signature", "inclusion", "validations[1]",
+// "quorum", ...).
+type CheckError struct {
+	Check string
+	Err   error
+	kind  error // ErrInvalid or ErrNotFinal
+}
+
+func (e *CheckError) Error() string { return e.Check + ": " + e.Err.Error() }
+
+// Unwrap exposes both the class of failure (ErrInvalid or ErrNotFinal) and
+// its cause.
+func (e *CheckError) Unwrap() []error { return []error{e.kind, e.Err} }
+
+func invalid(check string, format string, args ...any) error {
+	return &CheckError{Check: check, Err: fmt.Errorf(format, args...), kind: ErrInvalid}
+}
+
+// Result is what a verified bundle proves.
+type Result struct {
+	Entry       *event.Entry
+	Network     chain.NetworkID
+	Height      uint64
+	BlockHash   chain.Hash
+	MintTimeMs  int64
+	LeafIndex   uint64
+	EntryCount  uint64
+	EntryDigest chain.Hash // SHA-256 of the entry bytes
+	Accepted    []string   // hubs whose accepting validation verified
+	Rejected    []string   // hubs whose rejecting validation verified
+	Quorum      int
+	Final       bool
+	Checked     []string // one sentence per check passed, in order
+}
+
+// Event returns the logged event.
+func (r *Result) Event() *event.Event { return &r.Entry.Event }
+
+func (r *Result) checked(format string, args ...any) {
+	r.Checked = append(r.Checked, fmt.Sprintf(format, args...))
+}
+
+// Verify checks every claim of b against net, in the order SPEC.md gives
+// ("Verifying a bundle"), and stops at the first that fails with a
+// *CheckError naming it. If every check passes but fewer than net.Quorum
+// hubs accepted the block, Verify returns the Result (Final false) together
+// with an error wrapping ErrNotFinal; every other error comes with a nil
+// Result.
+func Verify(b *Bundle, net *chain.Network) (*Result, error) {
+	if net == nil {
+		return nil, invalid("network", "no network given")
+	}
+	if len(net.MasterKey) != ed25519.PublicKeySize {
+		return nil, invalid("network", "master key is %d bytes, want %d", len(net.MasterKey), ed25519.PublicKeySize)
+	}
+	if net.Quorum < 1 {
+		return nil, invalid("network", "quorum %d, want at least 1", net.Quorum)
+	}
+	r := &Result{Network: net.ID, Quorum: net.Quorum}
+
+	if b.Version != Version {
+		return nil, invalid("version", "bundle version %d, this verifier knows only %d", b.Version, Version)
+	}
+	if a := bytes.TrimSpace(b.Anchor); len(a) != 0 && string(a) != "null" {
+		return nil, invalid("anchor", "bundle carries a Bitcoin anchor, which a version %d verifier cannot check", Version)
+	}
+	r.checked("bundle format version %d, without a Bitcoin anchor", Version)
+
+	id, err := chain.ParseNetworkID(b.NetworkID)
+	if err != nil {
+		return nil, invalid("network id", "%v", err)
+	}
+	if id != net.ID {
+		return nil, invalid("network id", "bundle is for network %s, network.json is for %s", id, net.ID)
+	}
+	r.checked("network id %s matches network.json", id)
+
+	hb, err := hex.DecodeString(b.Header)
+	if err != nil {
+		return nil, invalid("header", "not hex: %v", err)
+	}
+	h, err := chain.DecodeHeader(hb)
+	if err != nil {
+		return nil, invalid("header", "%v", err)
+	}
+	if h.Network != net.ID {
+		return nil, invalid("header", "header is for network %s, network.json is for %s", h.Network, net.ID)
+	}
+	if h.ControlRoot != (chain.Hash{}) {
+		return nil, invalid("header", "control_root is not zero, which header version %d does not allow", chain.HeaderVersion)
+	}
+	r.Height, r.MintTimeMs, r.EntryCount = h.Height, h.MintTimeMs, h.EntryCount
+	r.checked("header is %d well-formed bytes: network %s, height %d, %d entries", chain.HeaderSize, h.Network, h.Height, h.EntryCount)
+
+	r.BlockHash = sha256.Sum256(hb)
+	claimed, err := decodeHex(b.BlockHash, sha256.Size)
+	if err != nil {
+		return nil, invalid("block hash", "%v", err)
+	}
+	if !bytes.Equal(claimed, r.BlockHash[:]) {
+		return nil, invalid("block hash", "bundle says %x, SHA-256 of the header is %x", claimed, r.BlockHash)
+	}
+	r.checked("block hash %x is SHA-256 of the header", r.BlockHash)
+
+	sig, err := decodeHex(b.MasterSignature, ed25519.SignatureSize)
+	if err != nil {
+		return nil, invalid("master signature", "%v", err)
+	}
+	if !ed25519.Verify(net.MasterKey, chain.BlockMessage(r.BlockHash), sig) {
+		return nil, invalid("master signature", "does not verify under the master key %x", []byte(net.MasterKey))
+	}
+	r.checked("master signature over the block hash verifies under master key %x", []byte(net.MasterKey))
+
+	raw, err := base64.StdEncoding.Strict().DecodeString(b.Entry)
+	if err != nil {
+		return nil, invalid("entry", "not padded standard base64: %v", err)
+	}
+	if r.Entry, err = event.DecodeEntry(raw, event.DefaultLimits()); err != nil {
+		return nil, invalid("entry", "%v", err)
+	}
+	r.EntryDigest = event.Digest(raw)
+	r.checked("entry (%d bytes, digest %x) decodes and its event is valid", len(raw), r.EntryDigest)
+
+	path := make([]chain.Hash, len(b.EntriesPath))
+	for i, s := range b.EntriesPath {
+		p, err := decodeHex(s, sha256.Size)
+		if err != nil {
+			return nil, invalid("inclusion", "entries_path[%d]: %v", i, err)
+		}
+		copy(path[i][:], p)
+	}
+	r.LeafIndex = b.LeafIndex
+	if err := chain.VerifyInclusion(b.LeafIndex, h.EntryCount, event.LeafHash(raw), path, h.EntriesRoot); err != nil {
+		return nil, invalid("inclusion", "entry at leaf_index %d of %d: %v", b.LeafIndex, h.EntryCount, err)
+	}
+	r.checked("entry is leaf %d of %d under entries_root %x (audit path of %d hashes)", b.LeafIndex, h.EntryCount, h.EntriesRoot, len(path))
+
+	seen := make(map[string]bool, len(b.Validations))
+	for i, j := range b.Validations {
+		check := fmt.Sprintf("validations[%d]", i)
+		v, err := ValidationFromJSON(j)
+		if err != nil {
+			return nil, invalid(check, "%v", err)
+		}
+		hub := net.Hub(v.HubID)
+		if hub == nil {
+			return nil, invalid(check, "hub %q is not in network.json", v.HubID)
+		}
+		if len(hub.PublicKey) != ed25519.PublicKeySize {
+			return nil, invalid(check, "hub %q key in network.json is %d bytes, want %d", v.HubID, len(hub.PublicKey), ed25519.PublicKeySize)
+		}
+		if hub.FromHeight > h.Height {
+			return nil, invalid(check, "hub %q validates only from height %d, block is at %d", v.HubID, hub.FromHeight, h.Height)
+		}
+		if v.Height != h.Height || v.BlockHash != r.BlockHash {
+			return nil, invalid(check, "hub %q validated block %d %x, not this block %d %x", v.HubID, v.Height, v.BlockHash, h.Height, r.BlockHash)
+		}
+		if seen[v.HubID] {
+			return nil, invalid(check, "hub %q has more than one validation", v.HubID)
+		}
+		seen[v.HubID] = true
+		if err := v.Verify(net.ID, hub.PublicKey); err != nil {
+			return nil, invalid(check, "hub %q: signature does not verify under its key %x", v.HubID, []byte(hub.PublicKey))
+		}
+		if v.Verdict == chain.Accept {
+			r.Accepted = append(r.Accepted, v.HubID)
+		} else {
+			r.Rejected = append(r.Rejected, v.HubID)
+		}
+		r.checked("validation by %s (%s) verifies under its key", v.HubID, v.Verdict)
+	}
+
+	if len(r.Accepted) < net.Quorum {
+		return r, &CheckError{
+			Check: "quorum",
+			Err:   fmt.Errorf("not final: %d of %d accepting validations, quorum %d", len(r.Accepted), len(b.Validations), net.Quorum),
+			kind:  ErrNotFinal,
+		}
+	}
+	r.Final = true
+	r.checked("%d accepting validations reach the quorum of %d: the block is final", len(r.Accepted), net.Quorum)
+	return r, nil
+}
+
+// resultJSON is Result as JSON, for `cissan verify proof --json` and the
+// HTTP API.
+type resultJSON struct {
+	Valid       bool            `json:"valid"`
+	Final       bool            `json:"final"`
+	NetworkID   string          `json:"network_id"`
+	Height      uint64          `json:"height"`
+	BlockHash   string          `json:"block_hash"`
+	MintTimeMs  int64           `json:"mint_time_ms"`
+	LeafIndex   uint64          `json:"leaf_index"`
+	EntryCount  uint64          `json:"entry_count"`
+	EntryDigest string          `json:"entry_digest"`
+	HubID       string          `json:"hub_id"`
+	ReceivedMs  int64           `json:"received_ms"`
+	Event       json.RawMessage `json:"event"`
+	Tags        []tagJSON       `json:"tags"`
+	Accepted    []string        `json:"accepted"`
+	Rejected    []string        `json:"rejected"`
+	Quorum      int             `json:"quorum"`
+	Checked     []string        `json:"checked"`
+}
+
+type tagJSON struct {
+	Analyzer string `json:"analyzer"`
+	Key      string `json:"key"`
+	Label    string `json:"label"`
+	Score    int64  `json:"score"` // fixed point, event.ScoreScale per 1.0
+}
+
+// MarshalJSON renders r. "valid" is true: a Result exists only for a bundle
+// whose checks passed, though it may not be final.
+func (r *Result) MarshalJSON() ([]byte, error) {
+	ev, err := r.Entry.Event.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	j := resultJSON{
+		Valid: true, Final: r.Final,
+		NetworkID: r.Network.String(), Height: r.Height, BlockHash: hex.EncodeToString(r.BlockHash[:]),
+		MintTimeMs: r.MintTimeMs, LeafIndex: r.LeafIndex, EntryCount: r.EntryCount,
+		EntryDigest: hex.EncodeToString(r.EntryDigest[:]),
+		HubID:       r.Entry.HubID, ReceivedMs: r.Entry.ReceivedMs, Event: ev,
+		Tags:     make([]tagJSON, 0, len(r.Entry.Tags)),
+		Accepted: nonNil(r.Accepted), Rejected: nonNil(r.Rejected), Quorum: r.Quorum,
+		Checked: nonNil(r.Checked),
+	}
+	for _, t := range r.Entry.Tags {
+		j.Tags = append(j.Tags, tagJSON{Analyzer: t.Analyzer, Key: t.Key, Label: t.Label, Score: t.Score})
+	}
+	return json.Marshal(j)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Summary writes r for people, one fact per line.
+func (r *Result) Summary() string {
+	var s strings.Builder
+	ev, _ := r.Entry.Event.MarshalJSON() // never fails
+	status := "FINAL"
+	if !r.Final {
+		status = "NOT FINAL"
+	}
+	fmt.Fprintf(&s, "proof:      valid, %s\n", status)
+	fmt.Fprintf(&s, "network:    %s\n", r.Network)
+	fmt.Fprintf(&s, "block:      height %d, hash %x\n", r.Height, r.BlockHash)
+	fmt.Fprintf(&s, "minted:     %d (Unix ms)\n", r.MintTimeMs)
+	fmt.Fprintf(&s, "entry:      index %d of %d, digest %x\n", r.LeafIndex, r.EntryCount, r.EntryDigest)
+	fmt.Fprintf(&s, "received:   by %s at %d (Unix ms)\n", r.Entry.HubID, r.Entry.ReceivedMs)
+	fmt.Fprintf(&s, "event:      %s\n", ev)
+	for _, t := range r.Entry.Tags {
+		fmt.Fprintf(&s, "tag:        %s %s key=%q score=%s\n", t.Analyzer, t.Label, t.Key, formatScore(t.Score))
+	}
+	fmt.Fprintf(&s, "accepted:   %s (quorum %d)\n", list(r.Accepted), r.Quorum)
+	if len(r.Rejected) > 0 {
+		fmt.Fprintf(&s, "rejected:   %s\n", list(r.Rejected))
+	}
+	s.WriteString("checks:\n")
+	for _, c := range r.Checked {
+		fmt.Fprintf(&s, "  - %s\n", c)
+	}
+	return s.String()
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// formatScore prints a fixed-point score exactly, without floats.
+func formatScore(v int64) string {
+	sign := ""
+	u := uint64(v)
+	if v < 0 {
+		sign, u = "-", uint64(-v)
+	}
+	frac := fmt.Sprintf("%06d", u%event.ScoreScale)
+	frac = strings.TrimRight(frac, "0")
+	if frac == "" {
+		return fmt.Sprintf("%s%d", sign, u/event.ScoreScale)
+	}
+	return fmt.Sprintf("%s%d.%s", sign, u/event.ScoreScale, frac)
+}
