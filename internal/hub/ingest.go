@@ -150,17 +150,16 @@ func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	k.h.devMu.Unlock()
 }
 
-// OnACLCheck lets a device publish only to its own events topic, and
-// subscribe to nothing but its own subtree (where nothing is published).
+// OnACLCheck lets a logged-in device publish (ingest then refuses any topic
+// but its own events topic, with a reason the device can read, and nothing
+// published ever reaches a subscriber), and subscribe to nothing but its
+// own subtree, where nothing is published.
 func (k *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	d, ok := k.h.device(cl)
 	if !ok {
 		return false
 	}
-	if write {
-		return topic == Topic(d.UID)
-	}
-	return strings.HasPrefix(topic, "devices/"+d.UID+"/")
+	return write || strings.HasPrefix(topic, "devices/"+d.UID+"/")
 }
 
 func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {

@@ -85,9 +85,10 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	n = &Network{cfg: cfg, cancel: cancel}
+	started := n // every `return nil, err` below sets n to nil before this runs
 	defer func() {
 		if err != nil {
-			n.Close()
+			started.Close()
 		}
 	}()
 
