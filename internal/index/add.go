@@ -1,0 +1,374 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"cissan/internal/chain"
+	"cissan/internal/event"
+)
+
+// BlockInput is one block to index.
+type BlockInput struct {
+	Height     uint64
+	Hash       chain.Hash
+	MintTimeMs int64
+	Entries    []*event.Entry // decoded
+	Raw        [][]byte       // entry bytes, same order
+}
+
+// Row is what the index holds for one event.
+type Row struct {
+	UID        string
+	DeviceUID  string
+	Namespace  string
+	Timestamp  int64 // event timestamp, ms
+	ReceivedMs int64
+	HubID      string
+	Height     uint64
+	Index      uint32     // entry index in block
+	Digest     chain.Hash // SHA-256(entry bytes)
+	Keys       []string   // item keys, in event order; nil if none
+	Tags       []string   // "analyzer:key:label" per tag, in entry order; nil if none
+	MintTimeMs int64
+}
+
+// Cursor returns the row's position as a Query cursor: the next page
+// starts just below it.
+func (r *Row) Cursor() string { return formatCursor(r.Height, r.Index) }
+
+// TagString is the form of a tag in Row.Tags.
+func TagString(t event.Tag) string { return t.Analyzer + ":" + t.Key + ":" + t.Label }
+
+// RowsFor derives the rows a block must produce. AddBlocks stores exactly
+// these, and verify compares the stored rows against them. Each Digest is
+// taken over b.Raw; AddBlocks first checks that b.Raw[i] is the encoding
+// of b.Entries[i].
+func RowsFor(b BlockInput) []Row {
+	rows := make([]Row, len(b.Entries))
+	for i, en := range b.Entries {
+		r := &rows[i]
+		r.Height = b.Height
+		r.Index = uint32(i)
+		r.MintTimeMs = b.MintTimeMs
+		if i < len(b.Raw) {
+			r.Digest = event.Digest(b.Raw[i])
+		}
+		if en == nil {
+			continue
+		}
+		ev := &en.Event
+		r.UID = ev.UID
+		r.DeviceUID = ev.DeviceUID
+		r.Namespace = ev.Namespace
+		r.Timestamp = ev.Timestamp
+		r.ReceivedMs = en.ReceivedMs
+		r.HubID = en.HubID
+		if len(ev.Items) > 0 {
+			r.Keys = make([]string, len(ev.Items))
+			for j, it := range ev.Items {
+				r.Keys[j] = it.Key
+			}
+		}
+		if len(en.Tags) > 0 {
+			r.Tags = make([]string, len(en.Tags))
+			for j, t := range en.Tags {
+				r.Tags[j] = TagString(t)
+			}
+		}
+	}
+	return rows
+}
+
+// rowID is an event's row id; see the package doc.
+func rowID(height uint64, idx uint32) int64 { return int64(height<<32 | uint64(idx)) }
+
+func splitID(id int64) (uint64, uint32) { return uint64(id) >> 32, uint32(id) }
+
+// checkInput refuses a block whose decoded entries are not its entry
+// bytes: stored rows would then not be derivable from the chain.
+func checkInput(b *BlockInput, buf []byte) ([]byte, error) {
+	if b.Height > MaxHeight {
+		return buf, fmt.Errorf("height above %d", MaxHeight)
+	}
+	if len(b.Entries) != len(b.Raw) {
+		return buf, fmt.Errorf("%d decoded entries but %d raw", len(b.Entries), len(b.Raw))
+	}
+	if uint64(len(b.Entries)) > math.MaxUint32 {
+		return buf, fmt.Errorf("%d entries, too many", len(b.Entries))
+	}
+	for i, en := range b.Entries {
+		if en == nil {
+			return buf, fmt.Errorf("entry %d is nil", i)
+		}
+		buf = en.AppendEncode(buf[:0])
+		if !bytes.Equal(buf, b.Raw[i]) {
+			return buf, fmt.Errorf("entry %d does not encode to its raw bytes", i)
+		}
+	}
+	return buf, nil
+}
+
+// AddBlocks indexes blocks in one transaction. Heights must be consecutive
+// from Height(); a block at an already indexed height returns an error
+// wrapping ErrIndexed, one above it an error wrapping ErrGap. On any error
+// nothing is written.
+func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	var buf []byte
+	var err error
+	for i := range blocks {
+		if buf, err = checkInput(&blocks[i], buf); err != nil {
+			return fmt.Errorf("index block %d: %w", blocks[i].Height, err)
+		}
+	}
+
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.w == nil {
+		return fmt.Errorf("index blocks: %w", errClosed)
+	}
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index blocks: %w", err)
+	}
+	defer tx.Rollback()
+	next, err := nextHeight(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for i := range blocks {
+		want := next + uint64(i)
+		switch h := blocks[i].Height; {
+		case h < want:
+			return fmt.Errorf("index block %d: %w", h, ErrIndexed)
+		case h > want:
+			return fmt.Errorf("index block %d: %w: next height is %d", h, ErrGap, want)
+		}
+	}
+
+	w := newWriter(tx)
+	defer w.close()
+	for i := range blocks {
+		if err := w.block(ctx, &blocks[i]); err != nil {
+			return fmt.Errorf("index block %d: %w", blocks[i].Height, err)
+		}
+	}
+	if err := w.flush(ctx); err != nil {
+		return fmt.Errorf("index blocks %d-%d: %w", blocks[0].Height, blocks[len(blocks)-1].Height, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index blocks %d-%d: %w", blocks[0].Height, blocks[len(blocks)-1].Height, err)
+	}
+	return nil
+}
+
+// writer fills the tables of one AddBlocks transaction through multi-row
+// inserts.
+type writer struct {
+	blocks, events, text *batch
+	sb                   strings.Builder
+	seen                 map[string]bool
+}
+
+func newWriter(tx *sql.Tx) *writer {
+	return &writer{
+		blocks: newBatch(tx, "blocks(height, hash, mint_time_ms, entry_count)", 4, 64),
+		events: newBatch(tx, "events(id, uid, device_uid, namespace, ts, received_ms, hub_id, digest, keys, tags)", 10, 100),
+		text:   newBatch(tx, "event_text(rowid, body, terms)", 3, 200),
+		seen:   make(map[string]bool),
+	}
+}
+
+func (w *writer) all() []*batch { return []*batch{w.blocks, w.events, w.text} }
+
+func (w *writer) close() {
+	for _, b := range w.all() {
+		b.close()
+	}
+}
+
+func (w *writer) flush(ctx context.Context) error {
+	for _, b := range w.all() {
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) block(ctx context.Context, b *BlockInput) error {
+	if err := w.blocks.add(ctx, int64(b.Height), b.Hash[:], b.MintTimeMs, len(b.Entries)); err != nil {
+		return err
+	}
+	for i, r := range RowsFor(*b) {
+		id := rowID(r.Height, r.Index)
+		keys, err := encodeList(r.Keys)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		tags, err := encodeList(r.Tags)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		if err := w.events.add(ctx, id, r.UID, r.DeviceUID, r.Namespace, r.Timestamp,
+			r.ReceivedMs, r.HubID, r.Digest[:], keys, tags); err != nil {
+			return err
+		}
+		en := b.Entries[i]
+		if err := w.text.add(ctx, id, w.textOf(&en.Event), w.termsOf(en)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// termsOf is the terms column of event_text: one token per distinct item
+// key and per distinct tag term (label, and analyzer:label), hex-encoded
+// so that the tokenizer keeps each whole and exact. Exact-match filters
+// ride the full-text index because it inserts several times faster, and
+// takes less space, than a B-tree of (key, id) pairs.
+func (w *writer) termsOf(en *event.Entry) string {
+	w.sb.Reset()
+	clear(w.seen)
+	add := func(t string) {
+		if w.seen[t] {
+			return
+		}
+		w.seen[t] = true
+		if w.sb.Len() > 0 {
+			w.sb.WriteByte(' ')
+		}
+		w.sb.WriteString(t)
+	}
+	for _, it := range en.Event.Items {
+		add(keyTerm(it.Key))
+	}
+	for _, t := range en.Tags {
+		add(tagTerm(t.Label))
+		add(tagTerm(t.Analyzer + ":" + t.Label))
+	}
+	return w.sb.String()
+}
+
+func keyTerm(key string) string { return "k" + hex.EncodeToString([]byte(key)) }
+func tagTerm(tag string) string { return "t" + hex.EncodeToString([]byte(tag)) }
+
+// textOf is the text indexed for full-text search: item keys, string
+// values and numbers, space separated. Bools are left out: "true" would
+// match most events and help no one.
+func (w *writer) textOf(ev *event.Event) string {
+	w.sb.Reset()
+	add := func(s string) {
+		if w.sb.Len() > 0 {
+			w.sb.WriteByte(' ')
+		}
+		w.sb.WriteString(s)
+	}
+	var val func(v event.Value)
+	val = func(v event.Value) {
+		switch v.Kind {
+		case event.KindNumber:
+			add(numberText(v.Num))
+		case event.KindString:
+			add(v.Str)
+		case event.KindArray:
+			for _, el := range v.Array {
+				val(el)
+			}
+		}
+	}
+	for _, it := range ev.Items {
+		add(it.Key)
+		val(it.Value)
+	}
+	return w.sb.String()
+}
+
+// numberText writes a number as JSON encoders do (plain decimals, exponent
+// only for very large or small magnitudes), so that a search for "23.5"
+// finds the value a device sent as 23.5.
+func numberText(f float64) string {
+	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// encodeList stores a list as a JSON array, and an empty one as NULL.
+func encodeList(l []string) (any, error) {
+	if len(l) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil, fmt.Errorf("encode list: %w", err)
+	}
+	return string(b), nil
+}
+
+// batch collects rows for one table and inserts them many per statement:
+// one prepared statement for full batches, and one more for the rest.
+type batch struct {
+	tx     *sql.Tx
+	target string // "table(col, ...)"
+	cols   int
+	rows   int // rows per full statement
+	full   *sql.Stmt
+	args   []any
+}
+
+func newBatch(tx *sql.Tx, target string, cols, rows int) *batch {
+	return &batch{tx: tx, target: target, cols: cols, rows: rows, args: make([]any, 0, cols*rows)}
+}
+
+func (b *batch) insertSQL(rows int) string {
+	one := "(?" + strings.Repeat(", ?", b.cols-1) + ")"
+	return "INSERT INTO " + b.target + " VALUES " + one + strings.Repeat(", "+one, rows-1)
+}
+
+func (b *batch) add(ctx context.Context, vals ...any) error {
+	b.args = append(b.args, vals...)
+	if len(b.args) < b.cols*b.rows {
+		return nil
+	}
+	if b.full == nil {
+		st, err := b.tx.PrepareContext(ctx, b.insertSQL(b.rows))
+		if err != nil {
+			return fmt.Errorf("prepare insert %s: %w", b.target, err)
+		}
+		b.full = st
+	}
+	if _, err := b.full.ExecContext(ctx, b.args...); err != nil {
+		return fmt.Errorf("insert %s: %w", b.target, err)
+	}
+	clear(b.args) // drop references to the rows' strings
+	b.args = b.args[:0]
+	return nil
+}
+
+func (b *batch) flush(ctx context.Context) error {
+	if len(b.args) == 0 {
+		return nil
+	}
+	if _, err := b.tx.ExecContext(ctx, b.insertSQL(len(b.args)/b.cols), b.args...); err != nil {
+		return fmt.Errorf("insert %s: %w", b.target, err)
+	}
+	b.args = b.args[:0]
+	return nil
+}
+
+func (b *batch) close() {
+	if b.full != nil {
+		b.full.Close()
+	}
+}

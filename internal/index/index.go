@@ -1,0 +1,252 @@
+// Package index keeps a node's SQLite index of its chain, for the queries
+// the API and explorer serve: look up an event by uid, and page through
+// events by device, namespace, time, item key, tag or text.
+//
+// The index is derived data. The chain is the source of truth: every row is
+// a pure function of (block height, block hash, mint time, entry index,
+// entry bytes), given by RowsFor, so the index can be dropped and rebuilt
+// (Reset, then AddBlocks from height 0) and `cissan verify data` can compare
+// each row (Each) against the chain. After a crash the index may lag the
+// chain; the node re-indexes the blocks at and above Height.
+//
+// To keep the bytes stored per event small, the index holds neither the
+// entry bytes nor the event JSON: the node reads an entry from its block
+// store by (height, index). An event's row id is height<<32 | index, so
+// (height, index) order is the table's own order and needs no index of its
+// own; heights are therefore limited to MaxHeight.
+//
+// Schema (version 1):
+//
+//	blocks(height PK, hash, mint_time_ms, entry_count)
+//	events(id PK = height<<32|idx, uid UNIQUE, device_uid, namespace, ts,
+//	       received_ms, hub_id, digest, keys JSON, tags JSON)
+//	  indexes on (device_uid, id), (namespace, id), (ts)
+//	event_text(body, terms): contentless FTS5 (unicode61), rowid = events.id;
+//	  body holds item keys, string values and numbers for Text, terms
+//	  hex-encoded exact tokens for the Key and Tag filters
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Named errors. Errors the package returns wrap one of these where one
+// applies, so callers can tell them apart with errors.Is.
+var (
+	// ErrNotFound: no event with that uid is indexed.
+	ErrNotFound = errors.New("event not indexed")
+	// ErrIndexed: AddBlocks was given a block at a height already indexed.
+	ErrIndexed = errors.New("block already indexed")
+	// ErrGap: AddBlocks was given a block above the next height to index.
+	ErrGap = errors.New("block height not consecutive")
+	// ErrBadQuery: a Query field (cursor, limit, time range) is invalid.
+	ErrBadQuery = errors.New("bad query")
+	// ErrCorrupt: a stored row cannot be decoded. The index is derived
+	// data, so this means it was damaged or tampered with; reindex.
+	ErrCorrupt = errors.New("index row corrupt")
+
+	errClosed = errors.New("index closed")
+)
+
+// MaxHeight is the highest block height the index can hold, because an
+// event's row id is height<<32 | index in a signed 64-bit integer. At one
+// block a second it lasts 68 years.
+const MaxHeight = 1<<31 - 1
+
+const schemaVersion = 1
+
+// schema creates every table. Each statement is idempotent so that two
+// processes opening a fresh file at once cannot trip over each other.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS blocks (
+		height       INTEGER PRIMARY KEY,
+		hash         BLOB NOT NULL,
+		mint_time_ms INTEGER NOT NULL,
+		entry_count  INTEGER NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS events (
+		id          INTEGER PRIMARY KEY,
+		uid         TEXT NOT NULL UNIQUE,
+		device_uid  TEXT NOT NULL,
+		namespace   TEXT NOT NULL,
+		ts          INTEGER NOT NULL,
+		received_ms INTEGER NOT NULL,
+		hub_id      TEXT NOT NULL,
+		digest      BLOB NOT NULL,
+		keys        TEXT,
+		tags        TEXT
+	)`,
+	// The rowid is an implicit last column of every index, so these serve
+	// "filter, newest first" without a sort.
+	`CREATE INDEX IF NOT EXISTS events_device ON events(device_uid)`,
+	`CREATE INDEX IF NOT EXISTS events_namespace ON events(namespace)`,
+	`CREATE INDEX IF NOT EXISTS events_ts ON events(ts)`,
+	// body: the words Text searches; terms: exact-match tokens for the
+	// Key and Tag filters (see termsOf). Contentless: the text lives in the
+	// chain, the index keeps only tokens. columnsize=0 drops per-row sizes,
+	// used only for ranking.
+	`CREATE VIRTUAL TABLE IF NOT EXISTS event_text USING fts5(
+		body, terms, content='', columnsize=0,
+		tokenize='unicode61 remove_diacritics 2'
+	)`,
+}
+
+// Index is a node's SQLite index of its chain. It is safe for concurrent
+// use; writes (AddBlocks, Reset) are serialized.
+type Index struct {
+	db *sql.DB    // readers
+	mu sync.Mutex // serializes writers and guards w
+	// w is the one connection that writes. It keeps a larger page cache
+	// than readers: the uid and device indexes take inserts at random
+	// positions, and with SQLite's default 2 MiB cache each block re-read
+	// most of their pages.
+	w *sql.Conn
+}
+
+// writeCacheKiB is the page cache of the writing connection.
+const writeCacheKiB = 32 << 10
+
+// Open opens or creates the index at path.
+func Open(path string) (*Index, error) {
+	// SQLite reads the DSN as a URI, so the few characters that mean
+	// something there are escaped in the path. synchronous(NORMAL) may lose
+	// the last transactions on power loss, which is fine for derived data
+	// the node re-indexes at startup. temp_store(MEMORY) keeps the
+	// statement journals of multi-row inserts off disk, and a larger
+	// wal_autocheckpoint (32 MiB) lets a checkpoint write a hot page once
+	// for many commits; both were a large part of AddBlocks' system time.
+	// _txlock=immediate takes the write lock at BEGIN, so a write
+	// transaction never fails half-way on a lock upgrade when another
+	// process writes too.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	dsn := "file:" + esc + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=busy_timeout(5000)&_pragma=temp_store(MEMORY)" +
+		"&_pragma=wal_autocheckpoint(8192)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	ctx := context.Background()
+	x := &Index{db: db}
+	if x.w, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	if _, err := x.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, writeCacheKiB)); err != nil {
+		x.Close()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	if err := x.migrate(ctx); err != nil {
+		x.Close()
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	return x, nil
+}
+
+func (x *Index) migrate(ctx context.Context) error {
+	var v int
+	if err := x.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	switch v {
+	case schemaVersion:
+		return nil
+	case 0:
+	default:
+		return fmt.Errorf("schema version %d, want %d: delete the index and reindex", v, schemaVersion)
+	}
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range schema {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (x *Index) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var werr error
+	if x.w != nil {
+		werr = x.w.Close()
+		x.w = nil
+	}
+	if err := errors.Join(werr, x.db.Close()); err != nil {
+		return fmt.Errorf("close index: %w", err)
+	}
+	return nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func nextHeight(ctx context.Context, q queryer) (uint64, error) {
+	var h int64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(height) + 1, 0) FROM blocks`).Scan(&h); err != nil {
+		return 0, fmt.Errorf("index height: %w", err)
+	}
+	return uint64(h), nil
+}
+
+// Height returns the number of blocks indexed, which is the next height to
+// index.
+func (x *Index) Height(ctx context.Context) (uint64, error) {
+	return nextHeight(ctx, x.db)
+}
+
+// Count returns the number of events indexed.
+func (x *Index) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := x.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// Reset drops every row, so that the index can be rebuilt from height 0.
+// Freed pages stay in the file and are reused by the rebuild.
+func (x *Index) Reset(ctx context.Context) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.w == nil {
+		return fmt.Errorf("reset index: %w", errClosed)
+	}
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("reset index: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range []string{
+		`DELETE FROM events`,
+		`DELETE FROM blocks`,
+		`INSERT INTO event_text(event_text) VALUES ('delete-all')`,
+	} {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("reset index: %w", err)
+	}
+	return nil
+}

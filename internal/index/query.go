@@ -1,0 +1,441 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"cissan/internal/chain"
+)
+
+// Page sizes for Search.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Query selects events. Zero fields do not filter; set fields combine with
+// AND.
+type Query struct {
+	DeviceUID, Namespace string
+	// Namespaces, if non-nil, restricts results to these namespaces (scoped
+	// read tokens). An empty non-nil slice matches nothing.
+	Namespaces []string
+	From, To   int64  // event timestamp range in ms, inclusive; 0 = open
+	Key        string // has an item with this key
+	Tag        string // has a tag whose label is this, or "analyzer:label"
+	// Text matches events whose item keys, string values and numbers hold
+	// every whitespace-separated word of Text, each taken literally (as a
+	// phrase of its tokens, case-insensitive). Text with no letters or
+	// digits matches nothing.
+	Text   string
+	Limit  int    // default DefaultLimit, at most MaxLimit
+	Cursor string // opaque, from the previous page
+}
+
+// rowCols and rowJoin read a Row. LEFT JOIN so that an event row whose
+// block row is missing still shows up (with mint time 0) for verify to
+// report.
+const (
+	rowCols = `SELECT e.id, e.uid, e.device_uid, e.namespace, e.ts, e.received_ms,
+	e.hub_id, e.digest, e.keys, e.tags, b.mint_time_ms`
+	rowJoin   = ` LEFT JOIN blocks b ON b.height = e.id >> 32`
+	rowSelect = rowCols + ` FROM events e` + rowJoin
+)
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanRow(s scanner) (Row, error) {
+	var (
+		r          Row
+		id         int64
+		digest     []byte
+		keys, tags sql.NullString
+		mint       sql.NullInt64
+	)
+	if err := s.Scan(&id, &r.UID, &r.DeviceUID, &r.Namespace, &r.Timestamp, &r.ReceivedMs,
+		&r.HubID, &digest, &keys, &tags, &mint); err != nil {
+		return r, err
+	}
+	r.Height, r.Index = splitID(id)
+	r.MintTimeMs = mint.Int64
+	if len(digest) != len(r.Digest) {
+		return r, fmt.Errorf("%w: row %d.%d: digest is %d bytes", ErrCorrupt, r.Height, r.Index, len(digest))
+	}
+	r.Digest = chain.Hash(digest)
+	var err error
+	if r.Keys, err = decodeList(keys); err != nil {
+		return r, fmt.Errorf("%w: row %d.%d: keys: %w", ErrCorrupt, r.Height, r.Index, err)
+	}
+	if r.Tags, err = decodeList(tags); err != nil {
+		return r, fmt.Errorf("%w: row %d.%d: tags: %w", ErrCorrupt, r.Height, r.Index, err)
+	}
+	return r, nil
+}
+
+func decodeList(s sql.NullString) ([]string, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var l []string
+	if err := json.Unmarshal([]byte(s.String), &l); err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		// encodeList never writes an empty array; treat one as damage
+		// rather than let it compare equal to "no tags".
+		return nil, errors.New("empty list stored")
+	}
+	return l, nil
+}
+
+// Lookup returns the row of the event with this uid, or an error wrapping
+// ErrNotFound.
+func (x *Index) Lookup(ctx context.Context, uid string) (Row, error) {
+	r, err := scanRow(x.db.QueryRowContext(ctx, rowSelect+` WHERE e.uid = ?`, uid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Row{}, fmt.Errorf("lookup %q: %w", uid, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("lookup %q: %w", uid, err)
+	}
+	return r, nil
+}
+
+// Search returns one page of the events q selects, newest first (by height,
+// then entry index, descending), and the cursor of the next page, "" on the
+// last. Invalid query fields return an error wrapping ErrBadQuery.
+func (x *Index) Search(ctx context.Context, q Query) (rows []Row, next string, err error) {
+	stmt, args, limit, err := searchSQL(q)
+	if err != nil || stmt == "" {
+		return nil, "", err
+	}
+	res, err := x.db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("search: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		r, err := scanRow(res)
+		if err != nil {
+			return nil, "", fmt.Errorf("search: %w", err)
+		}
+		rows = append(rows, r)
+	}
+	if err := res.Err(); err != nil {
+		return nil, "", fmt.Errorf("search: %w", err)
+	}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = rows[limit-1].Cursor()
+	}
+	return rows, next, nil
+}
+
+// maxUnion bounds the namespaces searchSQL queries one by one; SQLite
+// allows 500 terms in a compound SELECT.
+const maxUnion = 64
+
+// searchSQL builds the statement for q, which asks for one row more than
+// the page so that Search knows whether a next page exists. It returns ""
+// when q can match nothing.
+//
+// Every shape is planned so that a page costs about a page of rows, not
+// every match: rows come in rowid order straight from the table, from an
+// index whose implicit rowid suffix keeps that order, or from FTS5, which
+// streams a MATCH in descending rowid order.
+func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
+	limit = q.Limit
+	switch {
+	case limit < 0:
+		return "", nil, 0, fmt.Errorf("%w: negative limit %d", ErrBadQuery, limit)
+	case limit == 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	if q.From < 0 || q.To < 0 {
+		return "", nil, 0, fmt.Errorf("%w: negative time bound", ErrBadQuery)
+	}
+	if q.From != 0 && q.To != 0 && q.From > q.To {
+		return "", nil, 0, fmt.Errorf("%w: from %d is after to %d", ErrBadQuery, q.From, q.To)
+	}
+	var cursor int64 = -1
+	if q.Cursor != "" {
+		h, i, err := parseCursor(q.Cursor)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		cursor = rowID(h, i)
+	}
+	var namespaces []string
+	if q.Namespaces != nil {
+		// Deduplicated, or the per-namespace union below would return a
+		// row once per copy.
+		namespaces = slices.Compact(slices.Sorted(slices.Values(q.Namespaces)))
+		if len(namespaces) == 0 {
+			return "", nil, limit, nil
+		}
+	}
+
+	// Key, Tag and Text are one MATCH on the full-text index.
+	var match []string
+	if q.Key != "" {
+		match = append(match, `terms : "`+keyTerm(q.Key)+`"`)
+	}
+	if q.Tag != "" {
+		match = append(match, `terms : "`+tagTerm(q.Tag)+`"`)
+	}
+	if q.Text != "" {
+		m := matchExpr(q.Text)
+		if m == "" {
+			return "", nil, limit, nil
+		}
+		match = append(match, `body : (`+m+`)`)
+	}
+
+	// filters holds the conditions on e other than the namespace list.
+	var filters []string
+	var fargs []any
+	cond := func(c string, a ...any) {
+		filters = append(filters, c)
+		fargs = append(fargs, a...)
+	}
+	if q.DeviceUID != "" {
+		cond(`e.device_uid = ?`, q.DeviceUID)
+	}
+	if q.Namespace != "" {
+		cond(`e.namespace = ?`, q.Namespace)
+	}
+	if q.From != 0 {
+		cond(`e.ts >= ?`, q.From)
+	}
+	if q.To != 0 {
+		cond(`e.ts <= ?`, q.To)
+	}
+	nsIn := func() {
+		if namespaces != nil {
+			cond(`e.namespace IN (`+strings.Repeat(", ?", len(namespaces))[2:]+`)`, anys(namespaces)...)
+		}
+	}
+	where := func(extra ...string) string {
+		all := append(extra, filters...)
+		if len(all) == 0 {
+			return ""
+		}
+		return ` WHERE ` + strings.Join(all, ` AND `)
+	}
+
+	switch {
+	case len(match) > 0:
+		nsIn()
+		lead := []string{`event_text MATCH ?`}
+		args = []any{strings.Join(match, " AND ")}
+		if cursor >= 0 {
+			lead = append(lead, `event_text.rowid < ?`)
+			args = append(args, cursor)
+		}
+		args = append(args, fargs...)
+		// CROSS JOIN keeps FTS5 the outer loop. Given a selective filter
+		// on e, the planner would otherwise probe FTS5 once per row of e,
+		// and each probe evaluates the whole MATCH.
+		stmt = rowCols + ` FROM event_text CROSS JOIN events e ON e.id = event_text.rowid` + rowJoin + where(lead...) +
+			` ORDER BY event_text.rowid DESC LIMIT ?`
+
+	case len(namespaces) > 1 && len(namespaces) <= maxUnion && q.DeviceUID == "" && q.Namespace == "":
+		// An IN list over the namespace index loses rowid order and
+		// would sort every row of those namespaces for each page. Instead
+		// take the top of each namespace in order and merge.
+		var branches []string
+		for _, ns := range namespaces {
+			bw := []string{`e.namespace = ?`}
+			args = append(args, ns)
+			if cursor >= 0 {
+				bw = append(bw, `e.id < ?`)
+				args = append(args, cursor)
+			}
+			args = append(args, fargs...)
+			args = append(args, limit+1)
+			branches = append(branches, `SELECT id FROM (SELECT e.id FROM events e`+where(bw...)+
+				` ORDER BY e.id DESC LIMIT ?)`)
+		}
+		stmt = rowSelect + ` WHERE e.id IN (` + strings.Join(branches, ` UNION ALL `) + `) ORDER BY e.id DESC LIMIT ?`
+
+	default:
+		nsIn()
+		var lead []string
+		if cursor >= 0 {
+			lead = append(lead, `e.id < ?`)
+			args = append(args, cursor)
+		}
+		args = append(args, fargs...)
+		stmt = rowSelect + where(lead...) + ` ORDER BY e.id DESC LIMIT ?`
+	}
+	args = append(args, limit+1)
+	return stmt, args, limit, nil
+}
+
+func anys(s []string) []any {
+	a := make([]any, len(s))
+	for i, v := range s {
+		a[i] = v
+	}
+	return a
+}
+
+// matchExpr turns user text into FTS5 phrases that cannot be a syntax
+// error: every whitespace-separated word becomes a quoted string (FTS5
+// escapes '"' by doubling it), and FTS5 ANDs them. Words without a letter
+// or digit, such as "(", would tokenize to nothing and are dropped. It
+// returns "" if no word is left.
+func matchExpr(text string) string {
+	var words []string
+	// FTS5 reads the query as a C string: a NUL would end it mid-quote.
+	text = strings.ReplaceAll(strings.ToValidUTF8(text, " "), "\x00", " ")
+	for _, w := range strings.Fields(text) {
+		if strings.IndexFunc(w, tokenRune) < 0 {
+			continue
+		}
+		words = append(words, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
+	}
+	return strings.Join(words, " ")
+}
+
+// tokenRune reports whether the unicode61 tokenizer keeps r in a token:
+// by default, letters, numbers and private-use characters.
+func tokenRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r)
+}
+
+func formatCursor(h uint64, i uint32) string {
+	return strconv.FormatUint(h, 10) + "." + strconv.FormatUint(uint64(i), 10)
+}
+
+// parseCursor accepts only what formatCursor writes, so that a cursor has
+// one spelling and a mangled one is refused rather than misread.
+func parseCursor(s string) (uint64, uint32, error) {
+	bad := func(why string) (uint64, uint32, error) {
+		return 0, 0, fmt.Errorf("%w: cursor %q: %s", ErrBadQuery, s, why)
+	}
+	hs, is, ok := strings.Cut(s, ".")
+	if !ok {
+		return bad("want HEIGHT.INDEX")
+	}
+	h, err := strconv.ParseUint(hs, 10, 64)
+	if err != nil || h > MaxHeight {
+		return bad("bad height")
+	}
+	i, err := strconv.ParseUint(is, 10, 32)
+	if err != nil {
+		return bad("bad index")
+	}
+	if formatCursor(h, uint32(i)) != s {
+		return bad("not in canonical form")
+	}
+	return h, uint32(i), nil
+}
+
+// eachPage is how many rows Each reads per query. Reading in pages keeps
+// no statement open while fn runs, so fn may use the index too.
+const eachPage = 1000
+
+// Each calls fn for every row in (height, index) order, stopping at fn's
+// first error, which it returns unwrapped.
+func (x *Index) Each(ctx context.Context, fn func(Row) error) error {
+	after := int64(-1)
+	page := make([]Row, 0, eachPage)
+	for {
+		page = page[:0]
+		res, err := x.db.QueryContext(ctx, rowSelect+` WHERE e.id > ? ORDER BY e.id LIMIT ?`, after, eachPage)
+		if err != nil {
+			return fmt.Errorf("read rows: %w", err)
+		}
+		for res.Next() {
+			r, err := scanRow(res)
+			if err != nil {
+				res.Close()
+				return fmt.Errorf("read rows: %w", err)
+			}
+			page = append(page, r)
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return fmt.Errorf("read rows: %w", err)
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < eachPage {
+			return nil
+		}
+		last := page[len(page)-1]
+		after = rowID(last.Height, last.Index)
+	}
+}
+
+// BlockRow is what the index holds for one block.
+type BlockRow struct {
+	Height     uint64
+	Hash       chain.Hash
+	MintTimeMs int64
+	EntryCount int
+}
+
+// EachBlock calls fn for every indexed block in height order, so that
+// verify can check the block rows as Each lets it check event rows.
+func (x *Index) EachBlock(ctx context.Context, fn func(BlockRow) error) error {
+	after := int64(-1)
+	page := make([]BlockRow, 0, eachPage)
+	for {
+		page = page[:0]
+		res, err := x.db.QueryContext(ctx,
+			`SELECT height, hash, mint_time_ms, entry_count FROM blocks WHERE height > ? ORDER BY height LIMIT ?`,
+			after, eachPage)
+		if err != nil {
+			return fmt.Errorf("read blocks: %w", err)
+		}
+		for res.Next() {
+			var (
+				b    BlockRow
+				h    int64
+				hash []byte
+			)
+			if err := res.Scan(&h, &hash, &b.MintTimeMs, &b.EntryCount); err != nil {
+				res.Close()
+				return fmt.Errorf("read blocks: %w", err)
+			}
+			b.Height = uint64(h)
+			if len(hash) != len(b.Hash) {
+				res.Close()
+				return fmt.Errorf("read blocks: %w: block %d: hash is %d bytes", ErrCorrupt, h, len(hash))
+			}
+			b.Hash = chain.Hash(hash)
+			page = append(page, b)
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return fmt.Errorf("read blocks: %w", err)
+		}
+		for _, b := range page {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		if len(page) < eachPage {
+			return nil
+		}
+		after = int64(page[len(page)-1].Height)
+	}
+}
