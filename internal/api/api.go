@@ -46,6 +46,9 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/events", s.private(s.search))
 	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
 	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
 }
 
 type server struct {

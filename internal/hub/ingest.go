@@ -44,7 +44,7 @@ func (h *Hub) startMQTT() error {
 	caps.MaximumPacketSize = uint32(lim.MaxPayload + 64<<10)
 	// The broker's own logs are per connection and listener; ours say what
 	// matters, so only its warnings pass.
-	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(warnOnly{h.log.Handler()}).With("component", "mqtt")})
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(brokerLog{h.log.Handler()}).With("component", "mqtt")})
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
@@ -98,16 +98,25 @@ func (h *Hub) device(cl *mqtt.Client) (registry.Device, bool) {
 	return d, ok
 }
 
-// warnOnly passes records of level Warn and above.
-type warnOnly struct{ slog.Handler }
+// brokerLog passes the broker's warnings and errors, except its report of
+// every publish our hook refuses: the hub logs those itself, with the
+// reason and without the whole packet.
+type brokerLog struct{ slog.Handler }
 
-func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+func (b brokerLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && b.Handler.Enabled(ctx, l)
 }
 
-func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
+func (b brokerLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "publish packet error" {
+		return nil
+	}
+	return b.Handler.Handle(ctx, r)
+}
 
-func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.Handler.WithGroup(name)} }
+func (b brokerLog) WithAttrs(as []slog.Attr) slog.Handler { return brokerLog{b.Handler.WithAttrs(as)} }
+
+func (b brokerLog) WithGroup(name string) slog.Handler { return brokerLog{b.Handler.WithGroup(name)} }
 
 // hook connects the broker to the hub: logins go to the registry, events
 // are taken in OnPublish (which runs before the PUBACK) and never reach an
