@@ -216,7 +216,7 @@ def encode_entry(ev, hub_id, received_ms, tags):
         out += enc_str(key) + enc_value(v)
     out += struct.pack(">I", len(tags))
     for t in tags:
-        out += enc_str(t["analyzer"]) + enc_str(t["key"]) + enc_str(t["label"])
+        out += enc_str(t["analyzer"]) + enc_str(t["key"]) + enc_str(t["label"]) + enc_str(t["model"])
         out += struct.pack(">q", t["score"])
     return out
 
@@ -273,7 +273,7 @@ def decode_entry(b):
     ev = {"uid": r.str(), "timestamp": r.i64(), "namespace": r.str(), "device_uid": r.str()}
     ev["items"] = [(r.str(), r.value(True)) for _ in range(r.u32())]
     tags = [
-        {"analyzer": r.str(), "key": r.str(), "label": r.str(), "score": r.i64()}
+        {"analyzer": r.str(), "key": r.str(), "label": r.str(), "model": r.str(), "score": r.i64()}
         for _ in range(r.u32())
     ]
     if r.i != len(b):

@@ -25,8 +25,16 @@ type Analyzer interface {
 	Name() string
 	// Tags returns the analyzer's tags for ev under the current state.
 	Tags(ev *event.Event) []event.Tag
-	// Apply advances the state past one block's entries.
-	Apply(height uint64, entries []*event.Entry)
+	// Apply advances the state past one block. Analyzers that train models
+	// seed every random choice from chain data such as Block.Hash.
+	Apply(b Block)
+}
+
+// Block is what an analyzer learns from one block.
+type Block struct {
+	Height  uint64
+	Hash    [32]byte
+	Entries []*event.Entry
 }
 
 // Set runs analyzers in order.
@@ -42,9 +50,9 @@ func (s Set) Tags(ev *event.Event) []event.Tag {
 }
 
 // Apply advances every analyzer past a block.
-func (s Set) Apply(height uint64, entries []*event.Entry) {
+func (s Set) Apply(b Block) {
 	for _, a := range s {
-		a.Apply(height, entries)
+		a.Apply(b)
 	}
 }
 
@@ -103,7 +111,7 @@ func NewRange(rules []RangeRule) *Range {
 func (*Range) Name() string { return "range" }
 
 // Apply implements Analyzer; range rules have no state.
-func (*Range) Apply(uint64, []*event.Entry) {}
+func (*Range) Apply(Block) {}
 
 // Stateless reports that Range keeps no state.
 func (*Range) Stateless() bool { return true }

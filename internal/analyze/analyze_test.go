@@ -73,4 +73,4 @@ type stateful struct{}
 
 func (stateful) Name() string                  { return "stateful" }
 func (stateful) Tags(*event.Event) []event.Tag { return nil }
-func (stateful) Apply(uint64, []*event.Entry)  {}
+func (stateful) Apply(Block)                   {}

@@ -255,6 +255,7 @@ type TagJSON struct {
 	Analyzer string  `json:"analyzer"`
 	Key      string  `json:"key,omitempty"`
 	Label    string  `json:"label"`
+	Model    string  `json:"model,omitempty"`
 	Score    float64 `json:"score"`
 	ScoreRaw int64   `json:"score_fixed"`
 }
@@ -262,7 +263,7 @@ type TagJSON struct {
 func tagsJSON(tags []event.Tag) []TagJSON {
 	out := make([]TagJSON, len(tags))
 	for i, t := range tags {
-		out[i] = TagJSON{Analyzer: t.Analyzer, Key: t.Key, Label: t.Label, Score: float64(t.Score) / event.ScoreScale, ScoreRaw: t.Score}
+		out[i] = TagJSON{Analyzer: t.Analyzer, Key: t.Key, Label: t.Label, Model: t.Model, Score: float64(t.Score) / event.ScoreScale, ScoreRaw: t.Score}
 	}
 	return out
 }

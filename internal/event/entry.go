@@ -17,6 +17,7 @@ type Tag struct {
 	Analyzer string // analyzer name, e.g. "range"
 	Key      string // item key the tag is about; "" for the whole event
 	Label    string // e.g. "out_of_range"
+	Model    string // version of the model or rules that produced the tag; "" if none
 	Score    int64  // fixed point, ScoreScale units per 1.0; 0 if unscored
 }
 
@@ -44,7 +45,7 @@ type Entry struct {
 //	str  namespace
 //	str  device_uid
 //	u32  item count, then per item: str key, value
-//	u32  tag count, then per tag: str analyzer, str key, str label, i64 score
+//	u32  tag count, then per tag: str analyzer, str key, str label, str model, i64 score
 //
 // value = u8 kind, then: number (1) u64 IEEE-754 bits; string (2) str;
 // bool (3) u8 0 or 1; array (4) u32 count and that many non-array values.
@@ -69,6 +70,7 @@ func (en *Entry) AppendEncode(dst []byte) []byte {
 		dst = appendStr(dst, t.Analyzer)
 		dst = appendStr(dst, t.Key)
 		dst = appendStr(dst, t.Label)
+		dst = appendStr(dst, t.Model)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t.Score))
 	}
 	return dst
@@ -141,9 +143,9 @@ func DecodeEntry(b []byte, lim Limits) (*Entry, error) {
 		it.Value = d.value(true)
 		en.Event.Items = append(en.Event.Items, it)
 	}
-	n = d.count(20) // smallest tag: three empty strs + score
+	n = d.count(24) // smallest tag: four empty strs + score
 	for i := 0; i < n && d.err == nil; i++ {
-		en.Tags = append(en.Tags, Tag{Analyzer: d.str(), Key: d.str(), Label: d.str(), Score: int64(d.u64())})
+		en.Tags = append(en.Tags, Tag{Analyzer: d.str(), Key: d.str(), Label: d.str(), Model: d.str(), Score: int64(d.u64())})
 	}
 	if d.err != nil {
 		return nil, d.err

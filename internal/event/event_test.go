@@ -406,7 +406,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add((&Entry{Event: *ev, HubID: "h", ReceivedMs: 7, Tags: []Tag{{"a", "k", "l", 5}}}).Encode())
+		f.Add((&Entry{Event: *ev, HubID: "h", ReceivedMs: 7, Tags: []Tag{{"a", "k", "l", "m1", 5}}}).Encode())
 	}
 	f.Add([]byte{1, 0, 0, 0, 1, 'h'})
 	lim := DefaultLimits()

@@ -91,11 +91,11 @@ func (l *Ledger) recover(ctx context.Context) error {
 	}
 	if !l.an.Stateless() {
 		for i := uint64(0); i < h; i++ {
-			_, entries, err := l.load(i)
+			blk, entries, err := l.load(i)
 			if err != nil {
 				return fmt.Errorf("replay analyzers: %w", err)
 			}
-			l.an.Apply(i, entries)
+			l.an.Apply(analyze.Block{Height: i, Hash: blk.Header.Hash(), Entries: entries})
 		}
 	}
 	return l.SyncIndex(ctx)
@@ -190,7 +190,7 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 	l.prev = hash
 	l.hist.Append(hash)
 	l.mu.Unlock()
-	l.an.Apply(blk.Header.Height, entries)
+	l.an.Apply(analyze.Block{Height: blk.Header.Height, Hash: hash, Entries: entries})
 	if err := l.indexBlock(ctx, blk, hash, entries); err != nil {
 		// The block is durable; the index catches up on the next append
 		// or at the next start.

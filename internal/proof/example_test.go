@@ -41,6 +41,6 @@ func Example() {
 	fmt.Println(err)
 	// Output:
 	// event evt-0001 logged at height 0, index 0 of 5
-	// block a8b47825ba48b729, final: true, accepted by [hub-1]
+	// block 53c7912932e79cee, final: true, accepted by [hub-1]
 	// quorum: not final: 0 of 0 accepting validations, quorum 1
 }

@@ -72,7 +72,7 @@ var vecEntries = []vecEntry{
 	{block: 0, receivedMs: 1696248404077, payload: `{"uid":"evt-0005","timestamp":1696248404000,"items":[{"key":"motor/rpm","value":1480},{"key":"motor/current","value":12.75},{"key":"vibration x","value":0.031},{"key":"vibration y","value":0.029},{"key":"temperature","value":91.2},{"key":"mode","value":"auto"},{"key":"fault","value":false}],"namespace":"acme/line-2","device_uid":"press_01"}`,
 		tags: []event.Tag{
 			{Analyzer: "range", Key: "temperature", Label: "out_of_range"},
-			{Analyzer: "iforest", Key: "", Label: "anomaly", Score: 731500},
+			{Analyzer: "iforest", Key: "", Label: "anomaly", Model: "h1200", Score: 731500},
 		}},
 	{block: 1, receivedMs: 1696248405210, payload: `{"uid":"evt-0006","timestamp":1696248405000,"items":[{"key":"temperature","value":24}],"namespace":"organization/device_group","device_uid":"device_001"}`},
 	{block: 1, receivedMs: 1696248405611, payload: `{"uid":"evt-0007","timestamp":1696248405500,"items":[{"key":"humidity","value":56.1}],"namespace":"organization/device_group","device_uid":"device_002"}`},
@@ -117,6 +117,7 @@ type tagJSON struct {
 	Analyzer string `json:"analyzer"`
 	Key      string `json:"key"`
 	Label    string `json:"label"`
+	Model    string `json:"model"`
 	Score    int64  `json:"score"`
 }
 
@@ -266,7 +267,7 @@ func buildVectors(t *testing.T) []byte {
 		d, l := event.Digest(raw), event.LeafHash(raw)
 		tags := []tagJSON{}
 		for _, tg := range en.Tags {
-			tags = append(tags, tagJSON{tg.Analyzer, tg.Key, tg.Label, tg.Score})
+			tags = append(tags, tagJSON{tg.Analyzer, tg.Key, tg.Label, tg.Model, tg.Score})
 		}
 		v.Entries = append(v.Entries, entryJSON{
 			Block: ve.block, Index: i, Payload: ve.payload, Event: evJSON, HubID: en.HubID,
