@@ -428,7 +428,7 @@ def verify_bundle(b, netj):
         raise Refused("network id")
     header = unhex(b["header"])
     h = decode_header(header)
-    if h["network"] != net_id or h["control_root"] != bytes(32):
+    if h["network"] != net_id:
         raise Refused("header")
     block_hash = sha256(header)
     if unhex(b["block_hash"], 32) != block_hash:
@@ -510,9 +510,16 @@ def main(path):
         check(mth(leaves).hex() == blk["entries_root"], what + ": entries_root")
         check(mth(history).hex() == blk["history_root"], what + ": history_root over earlier blocks")
         check(blk["prev_hash"] == prev.hex(), what + ": prev_hash links to the previous block")
+        # Control records: u8 version 1, u8 kind, str body; their root is
+        # computed as for entries, and is all zero when there are none.
+        controls = [unhex(c) for c in blk["controls_hex"]]
+        for c in controls:
+            check(c[0] == 1 and c[1] == 1 and struct.unpack(">I", c[2:6])[0] == len(c) - 6, what + ": control record framing")
+            json.loads(c[6:].decode("utf-8"))
+        control_root = mth([leaf_of_entry(c) for c in controls]) if controls else bytes(32)
+        check(control_root.hex() == blk["control_root"], what + ": control_root")
         header = encode_header(
-            network, hgt, prev, blk["mint_time_ms"], len(entries), mth(leaves), mth(history),
-            unhex(blk["control_root"], 32),
+            network, hgt, prev, blk["mint_time_ms"], len(entries), mth(leaves), mth(history), control_root,
         )
         check(header.hex() == blk["header_hex"], what + ": header bytes")
         check(decode_header(header)["height"] == hgt, what + ": header decodes")

@@ -83,9 +83,21 @@ func Equal(a, b []event.Tag) bool {
 // RangeRule flags numeric values of Key outside [Min, Max]. An empty
 // Namespace applies the rule to every namespace.
 type RangeRule struct {
-	Namespace string
-	Key       string
-	Min, Max  float64
+	Namespace string  `json:"namespace,omitempty"`
+	Key       string  `json:"key"`
+	Min       float64 `json:"min"`
+	Max       float64 `json:"max"`
+}
+
+// Validate checks a rule.
+func (r RangeRule) Validate() error {
+	if r.Key == "" {
+		return fmt.Errorf("range rule: key must not be empty")
+	}
+	if math.IsNaN(r.Min) || math.IsNaN(r.Max) || r.Min > r.Max {
+		return fmt.Errorf("range rule %q: min must not exceed max", r.Key)
+	}
+	return nil
 }
 
 // Range is a stateless analyzer applying range rules. A value outside its
@@ -194,7 +206,7 @@ func ParseRangeRule(s string) (RangeRule, error) {
 	if rule.Max, err = strconv.ParseFloat(hi, 64); err != nil {
 		return RangeRule{}, fmt.Errorf("range rule %q: max: %w", s, err)
 	}
-	if rule.Min > rule.Max || math.IsNaN(rule.Min) || math.IsNaN(rule.Max) {
+	if err := rule.Validate(); err != nil {
 		return RangeRule{}, fmt.Errorf("range rule %q: min must not exceed max", s)
 	}
 	return rule, nil

@@ -17,12 +17,13 @@ const (
 	domainValidation = "cissan/validation/v1\x00"
 )
 
-// Block is a header, the master's signature over its hash, and the entry
-// bytes in order.
+// Block is a header, the master's signature over its hash, the entry
+// bytes in order, and the control records, if any.
 type Block struct {
 	Header    Header
 	Signature []byte
 	Entries   [][]byte
+	Controls  [][]byte
 }
 
 // BlockMessage is what the master signs for a block.
@@ -39,13 +40,14 @@ func EntryLeaves(entries [][]byte) []Hash {
 	return leaves
 }
 
-// Seal fills in the header's entry count and entries_root from entries and
-// signs the block with the master key.
-func Seal(h Header, entries [][]byte, key ed25519.PrivateKey) *Block {
+// Seal fills in the header's entry count, entries_root and control_root
+// and signs the block with the master key.
+func Seal(h Header, entries, controls [][]byte, key ed25519.PrivateKey) *Block {
 	h.EntryCount = uint64(len(entries))
 	h.EntriesRoot = Root(EntryLeaves(entries))
+	h.ControlRoot = ControlRoot(controls)
 	hash := h.Hash()
-	return &Block{Header: h, Signature: ed25519.Sign(key, BlockMessage(hash)), Entries: entries}
+	return &Block{Header: h, Signature: ed25519.Sign(key, BlockMessage(hash)), Entries: entries, Controls: controls}
 }
 
 // ErrInvalid marks a block or message that fails a check. Errors wrapping
@@ -84,9 +86,6 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 	if h.HistoryRoot != x.HistoryRoot {
 		return nil, invalidf("block %d: history_root %x, want %x", h.Height, h.HistoryRoot, x.HistoryRoot)
 	}
-	if h.ControlRoot != (Hash{}) {
-		return nil, invalidf("block %d: control_root must be zero in this version", h.Height)
-	}
 	if len(x.MasterKey) != ed25519.PublicKeySize { // ed25519.Verify would panic
 		return nil, invalidf("block %d: master key is %d bytes, want %d", h.Height, len(x.MasterKey), ed25519.PublicKeySize)
 	}
@@ -98,6 +97,14 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 	}
 	if root := Root(EntryLeaves(b.Entries)); root != h.EntriesRoot {
 		return nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
+	}
+	if root := ControlRoot(b.Controls); root != h.ControlRoot {
+		return nil, invalidf("block %d: control_root %x, control records hash to %x", h.Height, h.ControlRoot, root)
+	}
+	for i, c := range b.Controls {
+		if _, err := DecodeControl(c); err != nil {
+			return nil, invalidf("block %d control record %d: %v", h.Height, i, err)
+		}
 	}
 	entries := make([]*event.Entry, len(b.Entries))
 	seen := make(map[string]bool, len(b.Entries))

@@ -303,7 +303,7 @@ func newTestChain(t testing.TB) *testChain {
 		}
 		entries := [][]byte{entryBytes(t, "a"+string(rune('0'+height))), entryBytes(t, "b"+string(rune('0'+height))), entryBytes(t, "c"+string(rune('0'+height)))}
 		h := Header{Network: c.net, Height: height, Prev: prev, MintTimeMs: 1696248401000 + int64(height), HistoryRoot: Root(history)}
-		c.blocks = append(c.blocks, Seal(h, entries, c.master))
+		c.blocks = append(c.blocks, Seal(h, entries, nil, c.master))
 		history = append(history, BlockLeaf(c.blocks[height].Header.Hash()))
 	}
 	return c
@@ -337,7 +337,7 @@ func TestBlockCheck(t *testing.T) {
 	reseal := func(f func(h *Header, entries [][]byte) [][]byte) *Block {
 		h := b1.Header
 		entries := f(&h, append([][]byte(nil), b1.Entries...))
-		return Seal(h, entries, c.master)
+		return Seal(h, entries, nil, c.master)
 	}
 	for _, tc := range []struct {
 		name, want string
@@ -371,10 +371,19 @@ func TestBlockCheck(t *testing.T) {
 			e[2] = entryBytes(t, "a1")
 			return e
 		})},
-		{name: "control root set", want: "control_root", b: reseal(func(h *Header, e [][]byte) [][]byte {
+		{name: "control root without records", want: "control_root", b: func() *Block {
+			h := b1.Header
 			h.ControlRoot[0] = 1
-			return e
-		})},
+			return &Block{Header: h, Signature: ed25519.Sign(c.master, BlockMessage(h.Hash())), Entries: b1.Entries}
+		}()},
+		{name: "control record dropped", want: "control_root", b: func() *Block {
+			b := Seal(b1.Header, b1.Entries, [][]byte{Control{Kind: ControlAnalyzers, Body: []byte("{}")}.Encode()}, c.master)
+			b.Controls = nil
+			return b
+		}()},
+		{name: "control record of unknown kind", want: "control record 0", b: func() *Block {
+			return Seal(b1.Header, b1.Entries, [][]byte{Control{Kind: 9, Body: []byte("{}")}.Encode()}, c.master)
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := c.expect(1)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"cissan/internal/analyze"
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/ledger"
@@ -27,7 +26,7 @@ func runReindex(ctx context.Context, env Env, args []string) error {
 	nodes := nodeDirs(net, *node)
 	for _, name := range nodes {
 		dir := filepath.Join(*dataDir, name)
-		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: net, Limits: event.DefaultLimits(), Analyzers: analyze.Set{}, Log: slog.New(slog.DiscardHandler)})
+		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: net, Limits: event.DefaultLimits(), Log: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"reflect"
 
+	"cissan/internal/analyze"
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/index"
+	"cissan/internal/ledger"
 	"cissan/internal/store"
 )
 
@@ -78,19 +80,25 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 
 	hist := chain.NewHistory()
 	var prev chain.Hash
+	var an analyze.Set                        // the analyzers in force, replayed from the chain
+	heads := make([]*chain.Header, 0, height) // nil where unreadable; for the block rows
 	for h := uint64(0); h < height; h++ {
 		blk, err := st.Block(h)
 		if err != nil {
 			r.add("block %d: cannot read: %v", h, err)
 			r.Hashes = append(r.Hashes, chain.Hash{})
+			heads = append(heads, nil)
 			hist.Append(chain.Hash{})
 			continue
 		}
 		hash := blk.Header.Hash()
 		r.Hashes = append(r.Hashes, hash)
+		hdr := blk.Header // a copy: keeping &blk.Header would keep every block's entries in memory
+		heads = append(heads, &hdr)
 		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Limits: lim}
 		r.checkBlock(blk, x)
 		entries := decodeAll(r, blk, lim)
+		an = r.checkTags(an, blk, hash, entries)
 		r.Entries += len(blk.Entries)
 		r.checkUIDs(st, h, entries)
 		r.checkValidations(st, net, h, hash)
@@ -122,9 +130,36 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 	if err := <-rowErr; err != nil {
 		r.add("index: cannot read rows: %v", err)
 	}
-	r.checkBlockRows(ctx, idx, r.Hashes)
+	r.checkBlockRows(ctx, idx, r.Hashes, heads)
 	r.checkPool(st, lim)
 	return r, nil
+}
+
+// checkTags recomputes every entry's tags with the analyzers the chain puts
+// in force, and returns the analyzers for the next block.
+func (r *Report) checkTags(an analyze.Set, blk *chain.Block, hash chain.Hash, entries []*event.Entry) analyze.Set {
+	h := blk.Header.Height
+	next, _, err := ledger.NextAnalyzers(an, blk.Controls)
+	if err != nil {
+		r.add("block %d: %v", h, err)
+		next = an
+	}
+	for i, en := range entries {
+		if en == nil {
+			continue
+		}
+		if want := next.Tags(&en.Event); !analyze.Equal(want, en.Tags) {
+			r.add("block %d entry %d (uid %q): analyzer tags are not reproduced", h, i, en.Event.UID)
+		}
+	}
+	var ok []*event.Entry
+	for _, en := range entries {
+		if en != nil {
+			ok = append(ok, en)
+		}
+	}
+	next.Apply(analyze.Block{Height: h, Hash: hash, Entries: ok})
+	return next
 }
 
 func (r *Report) checkBlock(blk *chain.Block, x chain.Expect) {
@@ -194,7 +229,11 @@ func (r *Report) compareRows(h uint64, blk *chain.Block, want []index.Row, got m
 	for i, w := range want {
 		g, ok := got[uint32(i)]
 		if !ok {
-			r.add("index: block %d entry %d: row missing", h, i)
+			if w.UID != "" {
+				r.add("index: block %d entry %d (uid %q): row missing", h, i, w.UID)
+			} else {
+				r.add("index: block %d entry %d: row missing", h, i)
+			}
 			continue
 		}
 		delete(got, uint32(i))
@@ -223,7 +262,7 @@ func diffRow(a, b index.Row) string {
 	return ""
 }
 
-func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, hashes []chain.Hash) {
+func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, hashes []chain.Hash, heads []*chain.Header) {
 	n := 0
 	err := idx.EachBlock(ctx, func(b index.BlockRow) error {
 		n++
@@ -233,6 +272,14 @@ func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, hashes []
 		}
 		if !bytes.Equal(b.Hash[:], hashes[b.Height][:]) {
 			r.add("index: block row %d: hash differs from the chain", b.Height)
+		}
+		if hd := heads[b.Height]; hd != nil {
+			if b.MintTimeMs != hd.MintTimeMs {
+				r.add("index: block row %d: mint_time_ms %d differs from the chain's %d", b.Height, b.MintTimeMs, hd.MintTimeMs)
+			}
+			if uint64(b.EntryCount) != hd.EntryCount {
+				r.add("index: block row %d: entry_count %d differs from the chain's %d", b.Height, b.EntryCount, hd.EntryCount)
+			}
 		}
 		return nil
 	})

@@ -190,6 +190,7 @@ func (h *Hub) Close() error {
 func (h *Hub) syncLoop(ctx context.Context) {
 	t := time.NewTicker(h.cfg.ResubmitAfter / 2)
 	defer t.Stop()
+	h.republishValidations(ctx, bus.QueueDepth)
 	for {
 		if err := h.CatchUp(ctx); err != nil && ctx.Err() == nil {
 			h.log.Warn("catch up", "err", err)
@@ -199,6 +200,30 @@ func (h *Hub) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// republishValidations sends this hub's stored validations of its newest
+// blocks again. A validation is stored before it is published, so a crash
+// can lose it on the way (the in-process bus holds up to QueueDepth per
+// receiver in memory); the block would then never become final, since
+// the hub never validates a stored block again. Repeats are harmless.
+func (h *Hub) republishValidations(ctx context.Context, n uint64) {
+	top := h.led.Height()
+	for ht := top - min(top, n); ht < top && ctx.Err() == nil; ht++ {
+		_, vals, err := h.led.Accepting(ht)
+		if err != nil {
+			h.log.Warn("read own validation", "height", ht, "err", err)
+			continue
+		}
+		for i := range vals {
+			if vals[i].HubID != h.cfg.ID {
+				continue
+			}
+			if err := h.cfg.Bus.PublishValidation(ctx, &vals[i]); err != nil && ctx.Err() == nil {
+				h.log.Warn("publish validation", "height", ht, "err", err)
+			}
 		}
 	}
 }
@@ -308,7 +333,10 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	if err != nil {
 		return nil, err
 	}
-	an := h.led.Analyzers()
+	an, _, err := h.led.AnalyzersFor(b.Controls)
+	if err != nil {
+		return nil, err
+	}
 	cov := &coverage{entries: entries}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -55,6 +55,7 @@ type fixture struct {
 	net       *chain.Network
 	masterKey ed25519.PrivateKey
 	hubKey    ed25519.PrivateKey
+	genesis   *chain.Block
 }
 
 func key(b byte) ed25519.PrivateKey {
@@ -73,10 +74,7 @@ func newFixture(t *testing.T) *fixture {
 		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}},
 	}
 	log := slog.New(slog.DiscardHandler)
-	led, err := ledger.Open(context.Background(), ledger.Config{
-		Dir: t.TempDir(), Network: f.net, Limits: event.DefaultLimits(),
-		Analyzers: analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}, Log: log,
-	})
+	led, err := ledger.Open(context.Background(), ledger.Config{Dir: t.TempDir(), Network: f.net, Limits: event.DefaultLimits(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +85,15 @@ func newFixture(t *testing.T) *fixture {
 	}
 	h.ctx = context.Background()
 	f.hub = h
+	// Block 0 puts the range rules in force, as a master's first block does.
+	cfg := analyze.Config{Range: analyze.DefaultRangeRules()}
+	genesis := chain.Seal(chain.Header{Network: f.net.ID, HistoryRoot: chain.EmptyRoot},
+		nil, [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: cfg.Encode()}.Encode()}, f.masterKey)
+	if err := h.HandleBlock(context.Background(), genesis); err != nil {
+		t.Fatalf("genesis block: %v", err)
+	}
+	f.genesis = genesis
+	f.bus.validations = nil
 	return f
 }
 
@@ -118,7 +125,7 @@ func (f *fixture) block(entries ...*event.Entry) *chain.Block {
 	for i, en := range entries {
 		raws[i] = en.Encode()
 	}
-	return chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot, MintTimeMs: time.Now().UnixMilli()}, raws, f.masterKey)
+	return chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot, MintTimeMs: time.Now().UnixMilli()}, raws, nil, f.masterKey)
 }
 
 func TestHubAcceptsFaithfulBlock(t *testing.T) {
@@ -132,14 +139,14 @@ func TestHubAcceptsFaithfulBlock(t *testing.T) {
 		t.Fatalf("faithful block rejected: %v", err)
 	}
 	v := f.bus.last(t)
-	if v.Verdict != chain.Accept || v.Height != 0 {
-		t.Fatalf("validation = %+v, want accept of height 0", v)
+	if v.Verdict != chain.Accept || v.Height != 1 {
+		t.Fatalf("validation = %+v, want accept of height 1", v)
 	}
 	if err := v.Verify(f.net.ID, f.hubKey.Public().(ed25519.PublicKey)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.hub.led.Height(); got != 1 {
-		t.Fatalf("hub height %d after accepting, want 1", got)
+	if got := f.hub.led.Height(); got != 2 {
+		t.Fatalf("hub height %d after accepting, want 2", got)
 	}
 	if n := f.hub.PoolSize(); n != 0 {
 		t.Fatalf("pool holds %d events after the block covered them, want 0", n)
@@ -211,7 +218,7 @@ func TestHubRejectsUnfaithfulBlocks(t *testing.T) {
 			if err := v.Verify(f.net.ID, f.hubKey.Public().(ed25519.PublicKey)); err != nil {
 				t.Fatalf("rejection is not properly signed: %v", err)
 			}
-			if h := f.hub.led.Height(); h != 0 {
+			if h := f.hub.led.Height(); h != 1 {
 				t.Fatalf("rejected block was stored: height %d", h)
 			}
 			if !f.hub.Pending("e1") {
@@ -223,31 +230,43 @@ func TestHubRejectsUnfaithfulBlocks(t *testing.T) {
 
 func TestHubCatchesUpBeforeValidating(t *testing.T) {
 	f := newFixture(t)
-	b0 := f.block(f.submit(t, sampleEvent("e1", 20)))
+	b1 := f.block(f.submit(t, sampleEvent("e1", 20)))
 	e2 := f.submit(t, sampleEvent("e2", 21))
-	// Block 1 as the master mints it after block 0.
-	h0 := b0.Header.Hash()
-	b1 := chain.Seal(chain.Header{
-		Network: f.net.ID, Height: 1, Prev: h0, HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(h0)}), MintTimeMs: 1,
-	}, [][]byte{e2.Encode()}, f.masterKey)
+	// Block 2 as the master mints it after block 1.
+	h0, h1 := f.genesis.Header.Hash(), b1.Header.Hash()
+	b2 := chain.Seal(chain.Header{
+		Network: f.net.ID, Height: 2, Prev: h1, MintTimeMs: 1,
+		HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(h0), chain.BlockLeaf(h1)}),
+	}, [][]byte{e2.Encode()}, nil, f.masterKey)
 	f.bus.fetch = func(from uint64) []*chain.Block {
-		if from == 0 {
-			return []*chain.Block{b0}
+		if from == 1 {
+			return []*chain.Block{b1}
 		}
 		return nil
 	}
-	// Block 0 is lost on the way; block 1 arrives first.
-	if err := f.hub.HandleBlock(context.Background(), b1); err != nil {
-		t.Fatalf("HandleBlock(1): %v", err)
+	// Block 1 is lost on the way; block 2 arrives first.
+	if err := f.hub.HandleBlock(context.Background(), b2); err != nil {
+		t.Fatalf("HandleBlock(2): %v", err)
 	}
-	if h := f.hub.led.Height(); h != 2 {
-		t.Fatalf("height %d after catching up, want 2", h)
+	if h := f.hub.led.Height(); h != 3 {
+		t.Fatalf("height %d after catching up, want 3", h)
 	}
-	if len(f.bus.validations) != 2 || f.bus.validations[0].Height != 0 || f.bus.validations[1].Height != 1 {
-		t.Fatalf("validations %v, want accepts of heights 0 then 1", f.bus.validations)
+	if len(f.bus.validations) != 2 || f.bus.validations[0].Height != 1 || f.bus.validations[1].Height != 2 {
+		t.Fatalf("validations %v, want accepts of heights 1 then 2", f.bus.validations)
 	}
 	// A repeat of a block already stored is ignored, not validated again.
-	if err := f.hub.HandleBlock(context.Background(), b0); err != nil || len(f.bus.validations) != 2 {
-		t.Fatalf("repeat of block 0: err %v, %d validations", err, len(f.bus.validations))
+	if err := f.hub.HandleBlock(context.Background(), b1); err != nil || len(f.bus.validations) != 2 {
+		t.Fatalf("repeat of block 1: err %v, %d validations", err, len(f.bus.validations))
+	}
+}
+
+func TestHubRejectsUnusableAnalyzerConfig(t *testing.T) {
+	f := newFixture(t)
+	x := f.hub.led.Expect()
+	bad := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot},
+		nil, [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: []byte(`{"range":[{"key":"t","min":5,"max":1}]}`)}.Encode()}, f.masterKey)
+	err := f.hub.HandleBlock(context.Background(), bad)
+	if err == nil || !strings.Contains(err.Error(), "min must not exceed max") {
+		t.Fatalf("HandleBlock = %v, want a rejection of the config", err)
 	}
 }

@@ -28,8 +28,10 @@ type Ledger struct {
 	limits event.Limits
 	st     *store.Store
 	idx    *index.Index
-	an     analyze.Set
 	log    *slog.Logger
+
+	an      analyze.Set // built from the last analyzer config on the chain
+	configs []ConfigChange
 
 	closeOnce sync.Once
 	closeErr  error
@@ -42,11 +44,10 @@ type Ledger struct {
 
 // Config says where a ledger lives and what it checks against.
 type Config struct {
-	Dir       string // holds chain/ (Pebble) and index.db (SQLite)
-	Network   *chain.Network
-	Limits    event.Limits
-	Analyzers analyze.Set
-	Log       *slog.Logger
+	Dir     string // holds chain/ (Pebble) and index.db (SQLite)
+	Network *chain.Network
+	Limits  event.Limits
+	Log     *slog.Logger
 }
 
 // Paths of a ledger's files inside its directory.
@@ -65,7 +66,7 @@ func Open(ctx context.Context, c Config) (*Ledger, error) {
 		st.Close()
 		return nil, err
 	}
-	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, an: c.Analyzers, log: c.Log, hist: chain.NewHistory()}
+	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory()}
 	if err := l.recover(ctx); err != nil {
 		l.Close()
 		return nil, err
@@ -89,14 +90,8 @@ func (l *Ledger) recover(ctx context.Context) error {
 	if h > 0 {
 		l.prev = hashes[h-1]
 	}
-	if !l.an.Stateless() {
-		for i := uint64(0); i < h; i++ {
-			blk, entries, err := l.load(i)
-			if err != nil {
-				return fmt.Errorf("replay analyzers: %w", err)
-			}
-			l.an.Apply(analyze.Block{Height: i, Hash: blk.Header.Hash(), Entries: entries})
-		}
+	if err := l.recoverAnalyzers(h); err != nil {
+		return fmt.Errorf("recover analyzers: %w", err)
 	}
 	return l.SyncIndex(ctx)
 }
@@ -115,8 +110,9 @@ func (l *Ledger) Store() *store.Store { return l.st }
 // Index returns the SQLite index.
 func (l *Ledger) Index() *index.Index { return l.idx }
 
-// Analyzers returns the analyzer set, whose state is that after the last
-// appended block.
+// Analyzers returns the analyzer set in force, with its state after the
+// last appended block. Only the goroutine that appends blocks may use it;
+// a block that carries a new configuration is tagged by AnalyzersFor.
 func (l *Ledger) Analyzers() analyze.Set { return l.an }
 
 // Network returns the network the ledger checks blocks against.
@@ -190,6 +186,11 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 	l.prev = hash
 	l.hist.Append(hash)
 	l.mu.Unlock()
+	if err := l.useControls(blk.Header.Height, blk.Controls); err != nil {
+		// Checked before the block was accepted; failing here means the
+		// code that checked and the code that applies disagree.
+		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
+	}
 	l.an.Apply(analyze.Block{Height: blk.Header.Height, Hash: hash, Entries: entries})
 	if err := l.indexBlock(ctx, blk, hash, entries); err != nil {
 		// The block is durable; the index catches up on the next append

@@ -47,7 +47,7 @@ type Config struct {
 	BlockInterval time.Duration
 	ResubmitAfter time.Duration
 	Limits        event.Limits
-	RangeRules    []analyze.RangeRule
+	RangeRules    []analyze.RangeRule // the first block's analyzer configuration, on a new chain
 	Log           *slog.Logger
 }
 
@@ -115,9 +115,8 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 
 	b := bus.NewInProc()
-	analyzers := func() analyze.Set { return analyze.Set{analyze.NewRange(cfg.RangeRules)} }
 	openLedger := func(dir string) (*ledger.Ledger, error) {
-		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: n.Net, Limits: cfg.Limits, Analyzers: analyzers(), Log: cfg.Log})
+		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: n.Net, Limits: cfg.Limits, Log: cfg.Log})
 		if err == nil {
 			n.ledgers = append(n.ledgers, l)
 		}
@@ -128,7 +127,10 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.Master, err = master.New(master.Config{Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master")}); err != nil {
+	if n.Master, err = master.New(master.Config{
+		Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master"),
+		Analyzers: &analyze.Config{Range: cfg.RangeRules},
+	}); err != nil {
 		return nil, err
 	}
 	b.HandleBatches(n.Master.HandleBatch)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"cissan/internal/analyze"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
 	"cissan/internal/event"
@@ -33,8 +34,11 @@ type Config struct {
 	Bus           Publisher
 	BlockInterval time.Duration // default 1s
 	MaxEntries    int           // a block is minted early when the pool holds this many; default 50,000
-	Log           *slog.Logger
-	Now           func() time.Time
+	// Analyzers is the configuration recorded in the first block when the
+	// chain has none; later changes go through SetAnalyzers.
+	Analyzers *analyze.Config
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Master is a running master node.
@@ -73,6 +77,9 @@ func New(cfg Config) (*Master, error) {
 	}
 	m := &Master{cfg: cfg, led: cfg.Ledger, net: cfg.Ledger.Network(), log: cfg.Log, byUID: map[string]pooled{}, full: make(chan struct{}, 1)}
 	if err := m.loadPool(); err != nil {
+		return nil, err
+	}
+	if err := m.initAnalyzers(cfg.Analyzers); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -252,10 +259,17 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	n := min(len(m.pending), m.cfg.MaxEntries)
 	take := append([]pooled(nil), m.pending[:n]...)
 	m.mu.Unlock()
-	if n == 0 {
+	controls, err := m.pendingControls()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && len(controls) == 0 {
 		return nil, nil
 	}
-	an := m.led.Analyzers()
+	an, _, err := m.led.AnalyzersFor(controls)
+	if err != nil {
+		return nil, err
+	}
 	entries := make([]*event.Entry, n)
 	raws := make([][]byte, n)
 	for i, p := range take {
@@ -272,12 +286,15 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		Prev:        x.Prev,
 		MintTimeMs:  now,
 		HistoryRoot: x.HistoryRoot,
-	}, raws, m.cfg.Key)
-	err := m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
+	}, raws, controls, m.cfg.Key)
+	err = m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
 		for _, p := range take {
 			if err := b.DeletePool(p.uid, p.seq); err != nil {
 				return err
 			}
+		}
+		if len(controls) > 0 {
+			return b.DeleteMeta(pendingConfigKey)
 		}
 		return nil
 	})
@@ -290,7 +307,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		delete(m.byUID, p.uid)
 	}
 	m.mu.Unlock()
-	m.log.Info("minted block", "height", blk.Header.Height, "entries", n, "hash", fmt.Sprintf("%x", blk.Header.Hash()))
+	m.log.Info("minted block", "height", blk.Header.Height, "entries", n, "controls", len(controls), "hash", fmt.Sprintf("%x", blk.Header.Hash()))
 	if err := m.cfg.Bus.PublishBlock(ctx, blk); err != nil {
 		return blk, fmt.Errorf("publish block %d: %w", blk.Header.Height, err)
 	}

@@ -43,17 +43,25 @@ func newFixture(t *testing.T, dir string) *fixture {
 	f.net = &chain.Network{ID: chain.NetworkID{3}, MasterKey: f.mk.Public().(ed25519.PublicKey), Quorum: 1,
 		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}}}
 	log := slog.New(slog.DiscardHandler)
-	led, err := ledger.Open(context.Background(), ledger.Config{Dir: dir, Network: f.net, Limits: event.DefaultLimits(),
-		Analyzers: analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}, Log: log})
+	led, err := ledger.Open(context.Background(), ledger.Config{Dir: dir, Network: f.net, Limits: event.DefaultLimits(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { led.Close() })
 	f.led = led
-	if f.m, err = New(Config{Ledger: led, Key: f.mk, Bus: f.pub, Log: log}); err != nil {
+	if f.m, err = New(Config{Ledger: led, Key: f.mk, Bus: f.pub, Log: log, Analyzers: &analyze.Config{Range: analyze.DefaultRangeRules()}}); err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// genesis mints the block that carries the initial analyzer config.
+func (f *fixture) genesis(t *testing.T) {
+	t.Helper()
+	blk, err := f.m.Mint(context.Background())
+	if err != nil || blk == nil || len(blk.Controls) != 1 || len(blk.Entries) != 0 {
+		t.Fatalf("genesis block = %+v, %v; want one control record and no entries", blk, err)
+	}
 }
 
 func submission(uid string, temp float64) []byte {
@@ -72,6 +80,7 @@ func (f *fixture) batch(seq uint64, entries ...[]byte) *bus.Batch {
 
 func TestMintLogsEachSubmissionOnce(t *testing.T) {
 	f := newFixture(t, t.TempDir())
+	f.genesis(t)
 	ctx := context.Background()
 	if ref, err := f.m.HandleBatch(ctx, f.batch(1, submission("a", 20), submission("b", 99))); err != nil || len(ref) != 0 {
 		t.Fatalf("HandleBatch = %v, %v", ref, err)
@@ -87,8 +96,8 @@ func TestMintLogsEachSubmissionOnce(t *testing.T) {
 	if err != nil || blk == nil {
 		t.Fatalf("Mint = %v, %v", blk, err)
 	}
-	if len(blk.Entries) != 2 || len(f.pub.blocks) != 1 {
-		t.Fatalf("block has %d entries, %d published; want 2 and 1", len(blk.Entries), len(f.pub.blocks))
+	if len(blk.Entries) != 2 || len(f.pub.blocks) != 2 {
+		t.Fatalf("block has %d entries, %d published; want 2 and 2", len(blk.Entries), len(f.pub.blocks))
 	}
 	en, err := event.DecodeEntry(blk.Entries[1], event.DefaultLimits())
 	if err != nil {
@@ -97,13 +106,15 @@ func TestMintLogsEachSubmissionOnce(t *testing.T) {
 	if len(en.Tags) != 1 || en.Tags[0].Label != "out_of_range" {
 		t.Fatalf("tags of the 99 degree event = %v, want out_of_range", en.Tags)
 	}
-	if _, err := blk.Check(chain.Expect{Network: f.net.ID, MasterKey: f.net.MasterKey, HistoryRoot: chain.EmptyRoot, Limits: event.DefaultLimits()}); err != nil {
+	g := f.pub.blocks[0].Header.Hash()
+	x := chain.Expect{Network: f.net.ID, Height: 1, Prev: g, MasterKey: f.net.MasterKey, HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(g)}), Limits: event.DefaultLimits()}
+	if _, err := blk.Check(x); err != nil {
 		t.Fatalf("minted block fails its own checks: %v", err)
 	}
 	// After the block, the same events are still duplicates.
 	ref, err := f.m.HandleBatch(ctx, f.batch(3, submission("a", 20), submission("b", 1)))
-	if err != nil || len(ref) != 1 || ref[0].UID != "b" || !strings.Contains(ref[0].Reason, "block 0") {
-		t.Fatalf("after mint: refusals %v, err %v; want b refused naming block 0", ref, err)
+	if err != nil || len(ref) != 1 || ref[0].UID != "b" || !strings.Contains(ref[0].Reason, "block 1") {
+		t.Fatalf("after mint: refusals %v, err %v; want b refused naming block 1", ref, err)
 	}
 	if blk, _ := f.m.Mint(ctx); blk != nil {
 		t.Fatalf("minted a block of %d entries from duplicates", len(blk.Entries))

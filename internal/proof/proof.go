@@ -281,9 +281,6 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 	if h.Network != net.ID {
 		return nil, invalid("header", "header is for network %s, network.json is for %s", h.Network, net.ID)
 	}
-	if h.ControlRoot != (chain.Hash{}) {
-		return nil, invalid("header", "control_root is not zero, which header version %d does not allow", chain.HeaderVersion)
-	}
 	r.Height, r.MintTimeMs, r.EntryCount = h.Height, h.MintTimeMs, h.EntryCount
 	r.checked("header is %d well-formed bytes: network %s, height %d, %d entries", chain.HeaderSize, h.Network, h.Height, h.EntryCount)
 

@@ -48,7 +48,7 @@ func newFixture(t testing.TB, entries int) *fixture {
 	}
 	h := chain.Header{Network: f.net.ID, Height: 4, MintTimeMs: 1696248405000}
 	h.Prev[0], h.HistoryRoot[0] = 0xaa, 0xbb
-	f.blk = chain.Seal(h, raw, f.master)
+	f.blk = chain.Seal(h, raw, nil, f.master)
 	for _, id := range []string{"hub-1", "hub-2", "hub-3"} {
 		f.vals = append(f.vals, f.validation(id, chain.Accept))
 	}

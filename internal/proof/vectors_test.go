@@ -147,6 +147,7 @@ type blockJSON struct {
 	EntriesRoot     string          `json:"entries_root"`
 	HistoryRoot     string          `json:"history_root"`
 	ControlRoot     string          `json:"control_root"`
+	Controls        []string        `json:"controls_hex"`
 	HeaderHex       string          `json:"header_hex"`
 	BlockHash       string          `json:"block_hash"`
 	BlockLeaf       string          `json:"block_leaf"`
@@ -213,7 +214,11 @@ func vectorChain() ([]*chain.Block, *chain.Network, ed25519.PrivateKey, error) {
 			prev = blocks[height-1].Header.Hash()
 		}
 		h := chain.Header{Network: vecNetwork, Height: height, Prev: prev, MintTimeMs: vecMintTimes[height], HistoryRoot: chain.Root(history)}
-		b := chain.Seal(h, entries, master)
+		var controls [][]byte
+		if height == vecControlBlock {
+			controls = [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: []byte(vecAnalyzerConfig)}.Encode()}
+		}
+		b := chain.Seal(h, entries, controls, master)
 		if _, err := b.Check(chain.Expect{Network: vecNetwork, Height: height, Prev: prev, HistoryRoot: chain.Root(history), MasterKey: net.MasterKey, Limits: event.DefaultLimits()}); err != nil {
 			return nil, nil, nil, fmt.Errorf("vector block %d: %w", height, err)
 		}
@@ -222,6 +227,13 @@ func vectorChain() ([]*chain.Block, *chain.Network, ed25519.PrivateKey, error) {
 	}
 	return blocks, net, hub, nil
 }
+
+// The last vector block carries no entries but one control record: an
+// analyzer configuration.
+const (
+	vecControlBlock   = 2
+	vecAnalyzerConfig = `{"range":[{"key":"temperature","min":-40,"max":85}]}`
+)
 
 func vecValidation(b *chain.Block, hub ed25519.PrivateKey) chain.Validation {
 	v := chain.Validation{HubID: vecHubID, Height: b.Header.Height, BlockHash: b.Header.Hash(), Verdict: chain.Accept}
@@ -285,7 +297,10 @@ func buildVectors(t *testing.T) []byte {
 			EntriesRoot: hexs(h.EntriesRoot[:]), HistoryRoot: hexs(h.HistoryRoot[:]), ControlRoot: hexs(h.ControlRoot[:]),
 			HeaderHex: hexs(h.Encode()), BlockHash: hexs(hash[:]), BlockLeaf: hexs(bl[:]),
 			SignedMessage: hexs(chain.BlockMessage(hash)), MasterSignature: hexs(b.Signature),
-			InclusionProofs: []inclusionJSON{},
+			InclusionProofs: []inclusionJSON{}, Controls: []string{},
+		}
+		for _, c := range b.Controls {
+			bj.Controls = append(bj.Controls, hexs(c))
 		}
 		leaves := chain.EntryLeaves(b.Entries)
 		for i := range leaves {

@@ -6,6 +6,7 @@
 //
 //	"b" height                -> header (182 bytes) || master signature (64)
 //	"e" height idx(u32)       -> entry bytes
+//	"c" height idx(u32)       -> control record bytes
 //	"u" uid                   -> height || idx(u32) || content hash (32)
 //	"v" height hub_id         -> validation (see encodeValidation)
 //	"p" uid                   -> pool record (owner-defined bytes)
@@ -70,6 +71,10 @@ func blockKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'
 
 func entryKey(h uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'e'}, h), i)
+}
+
+func controlKey(h uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'c'}, h), i)
 }
 
 func uidKey(uid string) []byte { return append([]byte{'u'}, uid...) }
@@ -190,6 +195,14 @@ func (s *Store) Block(h uint64) (*chain.Block, error) {
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("block %d entries: %w", h, err)
 	}
+	lo, hi = binary.BigEndian.AppendUint64([]byte{'c'}, h), binary.BigEndian.AppendUint64([]byte{'c'}, h+1)
+	err = s.eachRange(lo, hi, func(_, v []byte) error {
+		b.Controls = append(b.Controls, bytes.Clone(v))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("block %d control records: %w", h, err)
+	}
 	return b, nil
 }
 
@@ -268,6 +281,11 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) 
 			return err
 		}
 	}
+	for i, c := range blk.Controls {
+		if err := b.b.Set(controlKey(h, uint32(i)), c, nil); err != nil {
+			return err
+		}
+	}
 	return b.b.Set(metaKey("height"), binary.BigEndian.AppendUint64(nil, h+1), nil)
 }
 
@@ -302,15 +320,19 @@ func (b *Batch) DeletePool(uid string, seq uint64) error {
 // PutMeta records node metadata.
 func (b *Batch) PutMeta(name string, v []byte) error { return b.b.Set(metaKey(name), v, nil) }
 
+// DeleteMeta removes node metadata.
+func (b *Batch) DeleteMeta(name string) error { return b.b.Delete(metaKey(name), nil) }
+
 // Meta reads node metadata.
 func (s *Store) Meta(name string) ([]byte, error) { return s.get(metaKey(name)) }
 
 // Pool returns the pool record for uid.
 func (s *Store) Pool(uid string) ([]byte, error) { return s.get(poolKey(uid)) }
 
-// EachPool calls fn for every pool record in uid order.
+// EachPool calls fn for every pool record in uid order. rec is fn's to
+// keep (the hub keeps it as its submission bytes).
 func (s *Store) EachPool(fn func(uid string, rec []byte) error) error {
-	return s.each([]byte{'p'}, func(k, v []byte) error { return fn(string(k[1:]), v) })
+	return s.each([]byte{'p'}, func(k, v []byte) error { return fn(string(k[1:]), bytes.Clone(v)) })
 }
 
 // EachSeq calls fn for every pool sequence record in arrival order.
@@ -319,7 +341,12 @@ func (s *Store) EachSeq(fn func(seq uint64, uid string) error) error {
 }
 
 func (s *Store) each(prefix []byte, fn func(k, v []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	return s.eachRange(prefix, prefixEnd(prefix), fn)
+}
+
+// eachRange calls fn for every key in [lo, hi).
+func (s *Store) eachRange(lo, hi []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
@@ -330,6 +357,11 @@ func (s *Store) each(prefix []byte, fn func(k, v []byte) error) error {
 		}
 	}
 	return it.Error()
+}
+
+// EachControl calls fn for every stored control record in chain order.
+func (s *Store) EachControl(fn func(height uint64, rec []byte) error) error {
+	return s.each([]byte{'c'}, func(k, v []byte) error { return fn(binary.BigEndian.Uint64(k[1:]), bytes.Clone(v)) })
 }
 
 // Validations returns the validations stored for block h.

@@ -1,0 +1,65 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+
+	"cissan/internal/analyze"
+	"cissan/internal/chain"
+	"cissan/internal/store"
+)
+
+// pendingConfigKey holds an analyzer configuration waiting for the next
+// block, so that a restart between the operator's request and the block
+// does not lose it.
+const pendingConfigKey = "pending-analyzers"
+
+// SetAnalyzers queues an analyzer configuration for the next block; it
+// decides the tags of the blocks after that one. A newer request replaces
+// one still waiting.
+func (m *Master) SetAnalyzers(raw []byte) error {
+	if _, err := analyze.ParseConfig(raw); err != nil {
+		return err
+	}
+	b := m.led.Store().NewBatch()
+	defer b.Close()
+	if err := b.PutMeta(pendingConfigKey, raw); err != nil {
+		return err
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("queue analyzer config: %w", err)
+	}
+	m.log.Info("analyzer config queued for the next block")
+	return nil
+}
+
+// PendingAnalyzers returns the configuration waiting for the next block,
+// or nil.
+func (m *Master) PendingAnalyzers() ([]byte, error) {
+	raw, err := m.led.Store().Meta(pendingConfigKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return raw, err
+}
+
+// pendingControls returns the control records the next block carries.
+func (m *Master) pendingControls() ([][]byte, error) {
+	raw, err := m.PendingAnalyzers()
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: raw}.Encode()}, nil
+}
+
+// initAnalyzers records the initial configuration when the chain has
+// none yet, so that the first block puts it in force.
+func (m *Master) initAnalyzers(initial *analyze.Config) error {
+	if initial == nil || len(m.led.Configs()) > 0 {
+		return nil
+	}
+	if p, err := m.PendingAnalyzers(); err != nil || p != nil {
+		return err
+	}
+	return m.SetAnalyzers(initial.Encode())
+}
