@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -33,7 +34,19 @@ type Config struct {
 	Status func(ctx context.Context) map[string]any
 	// Authorize admits requests for event contents and proofs.
 	Authorize func(*http.Request) bool
-	Log       *slog.Logger
+	// Operator admits requests that change the network (the operator
+	// token); nil refuses them all.
+	Operator func(*http.Request) bool
+	// Master queues analyzer configurations; nil on nodes that are not the
+	// master.
+	Master AnalyzerQueue
+	Log    *slog.Logger
+}
+
+// AnalyzerQueue is the master's side of analyzer configuration changes.
+type AnalyzerQueue interface {
+	SetAnalyzers(raw []byte) error
+	PendingAnalyzers() ([]byte, error)
 }
 
 // Handler returns the API's routes on mux.
@@ -46,6 +59,8 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/events", s.private(s.search))
 	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
 	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
+	mux.HandleFunc("GET /v1/analyzers", s.private(s.analyzers))
+	mux.HandleFunc("POST /v1/analyzers", s.setAnalyzers)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -102,6 +117,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	if n, err := led.Index().Count(r.Context()); err == nil {
 		out["events"] = n
 	}
+	out["tagged_events"] = led.Tagged()
 	if s.c.Status != nil {
 		for k, v := range s.c.Status(r.Context()) {
 			out[k] = v
@@ -425,4 +441,61 @@ func msParam(v string) (int64, error) {
 		return 0, fmt.Errorf("want Unix milliseconds or an RFC 3339 time, got %q", v)
 	}
 	return t.UnixMilli(), nil
+}
+
+// ConfigJSON is an analyzer configuration recorded on the chain.
+type ConfigJSON struct {
+	Height uint64          `json:"height"` // the block that carries it; it decides the tags from this block on
+	Config json.RawMessage `json:"config"`
+}
+
+// analyzers shows the configuration in force, its history, and one
+// waiting for the next block.
+func (s *server) analyzers(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"current": nil, "history": []ConfigJSON{}, "pending": nil}
+	changes := s.c.Ledger.Configs()
+	hist := make([]ConfigJSON, len(changes))
+	for i, c := range changes {
+		hist[i] = ConfigJSON{Height: c.Height, Config: c.Raw}
+	}
+	out["history"] = hist
+	if len(hist) > 0 {
+		out["current"] = hist[len(hist)-1]
+	}
+	if s.c.Master != nil {
+		p, err := s.c.Master.PendingAnalyzers()
+		if err != nil {
+			s.internal(w, "read pending config", err)
+			return
+		}
+		if p != nil {
+			out["pending"] = json.RawMessage(p)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// setAnalyzers queues a new analyzer configuration (operator token).
+func (s *server) setAnalyzers(w http.ResponseWriter, r *http.Request) {
+	if s.c.Operator == nil || !s.c.Operator(r) {
+		writeError(w, http.StatusUnauthorized, "operator bearer token required")
+		return
+	}
+	if s.c.Master == nil {
+		writeError(w, http.StatusNotFound, "this node is not the master")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	if err := s.c.Master.SetAnalyzers(body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"pending": json.RawMessage(body),
+		"message": fmt.Sprintf("queued: the next block (height %d or later) records it, and it decides the tags from that block on", s.c.Ledger.Height()),
+	})
 }

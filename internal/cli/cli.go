@@ -32,12 +32,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"up":       {"run the whole network in one process", runUp},
-	"device":   {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},
-	"verify":   {"verify a proof (verify proof) or a whole data dir (verify data) offline", runVerify},
-	"proof":    {"fetch an event's proof bundle from the API", runProof},
-	"reindex":  {"rebuild a node's SQLite index from its chain", runReindex},
-	"simulate": {"register devices and publish sensor events over MQTT", runSimulate},
+	"up":        {"run the whole network in one process", runUp},
+	"analyzers": {"show or change the analyzer configuration recorded on the chain", runAnalyzers},
+	"device":    {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},
+	"verify":    {"verify a proof (verify proof) or a whole data dir (verify data) offline", runVerify},
+	"proof":     {"fetch an event's proof bundle from the API", runProof},
+	"reindex":   {"rebuild a node's SQLite index from its chain", runReindex},
+	"simulate":  {"register devices and publish sensor events over MQTT", runSimulate},
 }
 
 // Run runs the subcommand named by args[0].

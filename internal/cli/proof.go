@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +55,12 @@ func apiGet(ctx context.Context, base, path, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return doAPI(req, token)
+}
+
+// doAPI sends req with a bearer token and returns the body of a 2xx
+// answer, or an error carrying the server's message.
+func doAPI(req *http.Request, token string) ([]byte, error) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -65,6 +72,10 @@ func apiGet(ctx context.Context, base, path, token string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
 		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	return body, nil

@@ -196,6 +196,17 @@ func (x *Index) Close() error {
 	return nil
 }
 
+// CountTagged returns the number of indexed events that carry at least
+// one analyzer tag. It scans the events table, so callers count once and
+// keep the figure current themselves.
+func (x *Index) CountTagged(ctx context.Context) (int64, error) {
+	var n int64
+	if err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE tags IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tagged events: %w", err)
+	}
+	return n, nil
+}
+
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -32,6 +33,8 @@ type Ledger struct {
 
 	an      analyze.Set // built from the last analyzer config on the chain
 	configs []ConfigChange
+
+	tagged atomic.Int64 // events in the chain with at least one tag
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,8 +96,19 @@ func (l *Ledger) recover(ctx context.Context) error {
 	if err := l.recoverAnalyzers(h); err != nil {
 		return fmt.Errorf("recover analyzers: %w", err)
 	}
-	return l.SyncIndex(ctx)
+	if err := l.SyncIndex(ctx); err != nil {
+		return err
+	}
+	n, err := l.idx.CountTagged(ctx)
+	if err != nil {
+		return err
+	}
+	l.tagged.Store(n)
+	return nil
 }
+
+// Tagged returns the number of events in the chain that carry a tag.
+func (l *Ledger) Tagged() int64 { return l.tagged.Load() }
 
 // Close closes the store and index. Closing twice is harmless.
 func (l *Ledger) Close() error {
@@ -192,6 +206,11 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
 	}
 	l.an.Apply(analyze.Block{Height: blk.Header.Height, Hash: hash, Entries: entries})
+	for _, en := range entries {
+		if len(en.Tags) > 0 {
+			l.tagged.Add(1)
+		}
+	}
 	if err := l.indexBlock(ctx, blk, hash, entries); err != nil {
 		// The block is durable; the index catches up on the next append
 		// or at the next start.

@@ -202,6 +202,8 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 		Pending:   n.pending,
 		Status:    n.status,
 		Authorize: registry.OperatorAuth(n.Token),
+		Operator:  registry.OperatorAuth(n.Token),
+		Master:    n.Master,
 		Log:       n.cfg.Log,
 	}, mux)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

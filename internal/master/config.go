@@ -18,12 +18,13 @@ const pendingConfigKey = "pending-analyzers"
 // decides the tags of the blocks after that one. A newer request replaces
 // one still waiting.
 func (m *Master) SetAnalyzers(raw []byte) error {
-	if _, err := analyze.ParseConfig(raw); err != nil {
+	cfg, err := analyze.ParseConfig(raw)
+	if err != nil {
 		return err
 	}
 	b := m.led.Store().NewBatch()
 	defer b.Close()
-	if err := b.PutMeta(pendingConfigKey, raw); err != nil {
+	if err := b.PutMeta(pendingConfigKey, cfg.Encode()); err != nil {
 		return err
 	}
 	if err := b.Commit(); err != nil {
