@@ -10,7 +10,10 @@ import (
 // the chain (a control record), so every node builds the same analyzers
 // and every verifier knows which applied at which height.
 type Config struct {
-	Range []RangeRule `json:"range,omitempty"`
+	Range     []RangeRule     `json:"range,omitempty"`
+	Rate      []RateRule      `json:"rate,omitempty"`
+	Stuck     []StuckRule     `json:"stuck,omitempty"`
+	Heartbeat []HeartbeatRule `json:"heartbeat,omitempty"`
 }
 
 // ParseConfig reads a configuration document strictly: unknown fields and
@@ -38,6 +41,21 @@ func (c Config) Validate() error {
 			return fmt.Errorf("analyzer config: range[%d]: %w", i, err)
 		}
 	}
+	for i, r := range c.Rate {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("analyzer config: rate[%d]: %w", i, err)
+		}
+	}
+	for i, r := range c.Stuck {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("analyzer config: stuck[%d]: %w", i, err)
+		}
+	}
+	for i, r := range c.Heartbeat {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("analyzer config: heartbeat[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 
@@ -58,6 +76,9 @@ func (c Config) Build() (Set, error) {
 	var s Set
 	if len(c.Range) > 0 {
 		s = append(s, NewRange(c.Range))
+	}
+	if len(c.Rate)+len(c.Stuck)+len(c.Heartbeat) > 0 {
+		s = append(s, NewSeries(c.Rate, c.Stuck, c.Heartbeat))
 	}
 	return s, nil
 }
