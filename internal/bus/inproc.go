@@ -72,33 +72,26 @@ func (b *InProc) FetchBlocks(ctx context.Context, from uint64, max int) ([]*chai
 // PublishBlock queues a block for every subscribed hub, waiting while a
 // hub's queue is full.
 func (b *InProc) PublishBlock(ctx context.Context, blk *chain.Block) error {
-	b.mu.RLock()
-	subs := make([]chan *chain.Block, 0, len(b.blockSubs))
-	for _, c := range b.blockSubs {
-		subs = append(subs, c)
-	}
-	b.mu.RUnlock()
-	for _, c := range subs {
-		select {
-		case c <- blk:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return fanout(ctx, &b.mu, b.blockSubs, blk)
 }
 
 // PublishValidation queues a validation for every subscriber.
 func (b *InProc) PublishValidation(ctx context.Context, v *chain.Validation) error {
-	b.mu.RLock()
-	subs := make([]chan *chain.Validation, 0, len(b.validations))
-	for _, c := range b.validations {
-		subs = append(subs, c)
-	}
-	b.mu.RUnlock()
+	return fanout(ctx, &b.mu, b.validations, v)
+}
+
+// fanout queues m for every subscriber in subs, waiting while a queue is
+// full, so a slow subscriber pushes back on the publisher.
+func fanout[T any](ctx context.Context, mu *sync.RWMutex, subs map[string]chan T, m T) error {
+	mu.RLock()
+	queues := make([]chan T, 0, len(subs))
 	for _, c := range subs {
+		queues = append(queues, c)
+	}
+	mu.RUnlock()
+	for _, c := range queues {
 		select {
-		case c <- v:
+		case c <- m:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
