@@ -14,6 +14,7 @@ type Config struct {
 	Rate      []RateRule      `json:"rate,omitempty"`
 	Stuck     []StuckRule     `json:"stuck,omitempty"`
 	Heartbeat []HeartbeatRule `json:"heartbeat,omitempty"`
+	IForest   []IForestConfig `json:"iforest,omitempty"`
 }
 
 // ParseConfig reads a configuration document strictly: unknown fields and
@@ -56,6 +57,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("analyzer config: heartbeat[%d]: %w", i, err)
 		}
 	}
+	for i, f := range c.IForest {
+		if err := f.Validate(); err != nil {
+			return fmt.Errorf("analyzer config: iforest[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 
@@ -79,6 +85,13 @@ func (c Config) Build() (Set, error) {
 	}
 	if len(c.Rate)+len(c.Stuck)+len(c.Heartbeat) > 0 {
 		s = append(s, NewSeries(c.Rate, c.Stuck, c.Heartbeat))
+	}
+	for _, f := range c.IForest {
+		a, err := NewIForest(f)
+		if err != nil {
+			return nil, err
+		}
+		s = append(s, a)
 	}
 	return s, nil
 }
