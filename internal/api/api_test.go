@@ -16,7 +16,7 @@ import (
 func TestErrorsAreJSON(t *testing.T) {
 	n, err := local.Start(context.Background(), local.Config{
 		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: 1,
-		BlockInterval: 100 * time.Millisecond, Limits: event.DefaultLimits(), RangeRules: analyze.DefaultRangeRules(),
+		BlockInterval: 100 * time.Millisecond, Limits: event.DefaultLimits(), Analyzers: analyze.Config{Range: analyze.DefaultRangeRules()},
 	})
 	if err != nil {
 		t.Fatal(err)

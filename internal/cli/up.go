@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	var rules rangeFlags
 	fs.Var(&rules, "range", "range rule [org/group:]key=min:max tagging out_of_range values (repeatable; default temperature=-40:85 and humidity=0:100)")
+	analyzersFile := fs.String("analyzers", "", "analyzer configuration JSON for a new chain's first block (see docs/analyzers.md); instead of --range")
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -63,14 +65,26 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rules) == 0 {
-		rules = analyze.DefaultRangeRules()
+	initial := analyze.Config{Range: rules}
+	switch {
+	case *analyzersFile != "" && len(rules) > 0:
+		return usagef("--analyzers and --range cannot be combined")
+	case *analyzersFile != "":
+		b, err := os.ReadFile(*analyzersFile)
+		if err != nil {
+			return err
+		}
+		if initial, err = analyze.ParseConfig(b); err != nil {
+			return fmt.Errorf("%s: %w", *analyzersFile, err)
+		}
+	case len(rules) == 0:
+		initial.Range = analyze.DefaultRangeRules()
 	}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload
 	n, err := local.Start(ctx, local.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, Hubs: *hubs,
-		BlockInterval: *interval, Limits: lim, RangeRules: rules, Log: log,
+		BlockInterval: *interval, Limits: lim, Analyzers: initial, Log: log,
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"crypto/ed25519"
 	"log/slog"
 	"strings"
@@ -68,6 +69,12 @@ func key(b byte) ed25519.PrivateKey {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, analyze.Config{Range: analyze.DefaultRangeRules()})
+}
+
+// newFixtureWith starts a hub whose chain's first block records cfg.
+func newFixtureWith(t *testing.T, cfg analyze.Config) *fixture {
+	t.Helper()
 	f := &fixture{bus: &fakeBus{}, masterKey: key(1), hubKey: key(2)}
 	f.net = &chain.Network{
 		ID: chain.NetworkID{7}, MasterKey: f.masterKey.Public().(ed25519.PublicKey), Quorum: 1,
@@ -85,8 +92,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	h.ctx = context.Background()
 	f.hub = h
-	// Block 0 puts the range rules in force, as a master's first block does.
-	cfg := analyze.Config{Range: analyze.DefaultRangeRules()}
+	// Block 0 puts the analyzers in force, as a master's first block does.
 	genesis := chain.Seal(chain.Header{Network: f.net.ID, HistoryRoot: chain.EmptyRoot},
 		nil, [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: cfg.Encode()}.Encode()}, f.masterKey)
 	if err := h.HandleBlock(context.Background(), genesis); err != nil {
@@ -114,7 +120,7 @@ func (f *fixture) submit(t *testing.T, ev event.Event) *event.Entry {
 	if err := <-r.done; err != nil {
 		t.Fatalf("submit %s: %v", ev.UID, err)
 	}
-	en.Tags = analyze.Set{analyze.NewRange(analyze.DefaultRangeRules())}.Tags(&en.Event)
+	en.Tags = f.hub.led.Analyzers().Tags(&en.Event)
 	return en
 }
 
@@ -268,5 +274,50 @@ func TestHubRejectsUnusableAnalyzerConfig(t *testing.T) {
 	err := f.hub.HandleBlock(context.Background(), bad)
 	if err == nil || !strings.Contains(err.Error(), "min must not exceed max") {
 		t.Fatalf("HandleBlock = %v, want a rejection of the config", err)
+	}
+}
+
+// TestEveryHubRejectsAChangedScore trains an Isolation Forest on two hubs
+// from the same chain, then offers both a block in which one entry's
+// anomaly score is one unit off: each must reject it.
+func TestEveryHubRejectsAChangedScore(t *testing.T) {
+	cfg := analyze.Config{IForest: []analyze.IForestConfig{{Keys: []string{"temperature"}, MinTrain: 8, SampleSize: 8, Window: 64, RetrainEvery: 1, Threshold: 0.01}}}
+	a, b := newFixtureWith(t, cfg), newFixtureWith(t, cfg)
+	for _, f := range []*fixture{b} { // one chain, two hubs: same keys, same genesis
+		f.masterKey, f.net = a.masterKey, a.net
+	}
+	if a.genesis.Header.Hash() != b.genesis.Header.Hash() {
+		t.Fatal("the two hubs do not share a chain")
+	}
+	hubs := []*fixture{a, b}
+	for h := 0; h < 3; h++ { // train, then put the model in force
+		var entries []*event.Entry
+		for i := 0; i < 10; i++ {
+			ev := sampleEvent(fmt.Sprintf("b%d-e%d", h, i), 20+float64(i)/10)
+			for _, f := range hubs {
+				entries = append(entries[:i], f.submit(t, ev))
+			}
+		}
+		blk := a.block(entries...)
+		for _, f := range hubs {
+			if err := f.hub.HandleBlock(context.Background(), blk); err != nil {
+				t.Fatalf("block %d: %v", blk.Header.Height, err)
+			}
+		}
+	}
+	var hot *event.Entry
+	for _, f := range hubs {
+		hot = f.submit(t, sampleEvent("hot", 95))
+	}
+	if len(hot.Tags) != 1 || hot.Tags[0].Analyzer != "iforest" {
+		t.Fatalf("the outlier got tags %v, want one iforest tag", hot.Tags)
+	}
+	hot.Tags[0].Score++
+	forged := a.block(hot)
+	for i, f := range hubs {
+		err := f.hub.HandleBlock(context.Background(), forged)
+		if err == nil || !strings.Contains(err.Error(), "analyzer tags") {
+			t.Fatalf("hub %d accepted a block with a changed score: %v", i, err)
+		}
 	}
 }

@@ -18,16 +18,27 @@ import (
 // QoS 1 and waits until the last block holding them is final on every
 // hub. It reports events/s from the first publish to finality.
 func BenchmarkEndToEnd(b *testing.B) {
-	for _, hubs := range []int{1, 2} {
-		b.Run(fmt.Sprintf("hubs=%d", hubs), func(b *testing.B) { benchEndToEnd(b, hubs) })
+	ranges := analyze.Config{Range: analyze.DefaultRangeRules()}
+	withForest := ranges
+	withForest.IForest = []analyze.IForestConfig{{Keys: []string{"temperature", "humidity"}, Contamination: 0.01}}
+	for _, c := range []struct {
+		name string
+		hubs int
+		cfg  analyze.Config
+	}{
+		{"hubs=1", 1, ranges},
+		{"hubs=1/iforest", 1, withForest},
+		{"hubs=2", 2, ranges},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchEndToEnd(b, c.hubs, c.cfg) })
 	}
 }
 
-func benchEndToEnd(b *testing.B, hubs int) {
+func benchEndToEnd(b *testing.B, hubs int, cfg analyze.Config) {
 	ctx := context.Background()
 	n, err := local.Start(ctx, local.Config{
 		DataDir: b.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: hubs,
-		BlockInterval: 200 * time.Millisecond, Limits: event.DefaultLimits(), RangeRules: analyze.DefaultRangeRules(),
+		BlockInterval: 200 * time.Millisecond, Limits: event.DefaultLimits(), Analyzers: cfg,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -84,4 +95,5 @@ func benchEndToEnd(b *testing.B, hubs int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/total.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/acked.Seconds(), "acked/s")
+	b.ReportMetric(float64(led.Tagged())/float64(b.N), "tagged/event")
 }

@@ -61,7 +61,7 @@ func startNet(t *testing.T, dir string, hubs int) *testNet {
 		BlockInterval: blockInterval,
 		ResubmitAfter: 2 * time.Second,
 		Limits:        event.DefaultLimits(),
-		RangeRules:    analyze.DefaultRangeRules(),
+		Analyzers:     analyze.Config{Range: analyze.DefaultRangeRules()},
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

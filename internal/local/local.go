@@ -47,7 +47,7 @@ type Config struct {
 	BlockInterval time.Duration
 	ResubmitAfter time.Duration
 	Limits        event.Limits
-	RangeRules    []analyze.RangeRule // the first block's analyzer configuration, on a new chain
+	Analyzers     analyze.Config // the first block's analyzer configuration, on a new chain
 	Log           *slog.Logger
 }
 
@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 	if n.Master, err = master.New(master.Config{
 		Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master"),
-		Analyzers: &analyze.Config{Range: cfg.RangeRules},
+		Analyzers: &cfg.Analyzers,
 	}); err != nil {
 		return nil, err
 	}
