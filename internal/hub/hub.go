@@ -288,14 +288,20 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		v.Verdict, v.Reason = chain.Reject, err.Error()
 		h.stats.BadBlocks.Add(1)
 		h.log.Error("block rejected", "height", b.Header.Height, "reason", v.Reason)
+		v.Sign(h.net.ID, h.cfg.Key)
 	} else {
+		v.Sign(h.net.ID, h.cfg.Key)
+		// The verdict is stored in the block's own batch, so that a crash
+		// cannot leave a stored block without it: the hub never validates
+		// a stored block again, and republishValidations can send only
+		// what is stored.
 		if err := h.led.Append(ctx, b, covered.entries, func(batch *store.Batch) error {
 			for _, uid := range covered.uids {
 				if err := batch.DeletePool(uid, 0); err != nil {
 					return err
 				}
 			}
-			return nil
+			return batch.PutValidation(v)
 		}); err != nil {
 			return err
 		}
@@ -305,10 +311,6 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 			h.stats.Refused.Add(1)
 			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", c, "height", b.Header.Height)
 		}
-	}
-	v.Sign(h.net.ID, h.cfg.Key)
-	if err := h.led.RecordValidation(v); err != nil && v.Verdict == chain.Accept {
-		h.log.Warn("record own validation", "height", v.Height, "err", err)
 	}
 	if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
 		h.log.Warn("publish validation", "height", v.Height, "err", perr)
