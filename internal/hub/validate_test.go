@@ -2,8 +2,8 @@ package hub
 
 import (
 	"context"
-	"fmt"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
