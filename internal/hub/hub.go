@@ -21,6 +21,7 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/ledger"
+	"cissan/internal/metrics"
 	"cissan/internal/registry"
 	"cissan/internal/store"
 )
@@ -50,6 +51,7 @@ type Config struct {
 	ResubmitAfter time.Duration
 	Log           *slog.Logger
 	Now           func() time.Time
+	Metrics       *metrics.HubMetrics // nil records nothing
 }
 
 // Stats are counters for status pages and metrics.
@@ -281,6 +283,7 @@ func (h *Hub) HandleBlock(ctx context.Context, b *chain.Block) error {
 var ErrRejected = errors.New("block rejected")
 
 func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
+	start := time.Now()
 	covered, err := h.validate(b)
 	hash := b.Header.Hash()
 	v := &chain.Validation{HubID: h.cfg.ID, Height: b.Header.Height, BlockHash: hash, Verdict: chain.Accept}
@@ -312,6 +315,8 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", c, "height", b.Header.Height)
 		}
 	}
+	h.cfg.Metrics.Validated(v.Verdict.String())
+	h.cfg.Metrics.ValidateDuration(time.Since(start))
 	if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
 		h.log.Warn("publish validation", "height", v.Height, "err", perr)
 	}

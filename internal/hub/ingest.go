@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -14,6 +15,7 @@ import (
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
+	"cissan/internal/metrics"
 	"cissan/internal/registry"
 	"cissan/internal/store"
 )
@@ -181,6 +183,7 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !errors.As(err, &code) {
 		code = refuse(codeUnspecified, "%v", err)
 	}
+	k.h.cfg.Metrics.Rejected(k.h.rejectReason(code))
 	k.h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
 	if cl.Properties.ProtocolVersion < 5 {
 		// MQTT 3.1.1 has no negative PUBACK: close the connection so the
@@ -192,6 +195,23 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, code
+}
+
+// rejectReason names a refusal for metrics. Code 0x80 covers both a
+// store that failed and a hub that stopped while the event waited.
+func (h *Hub) rejectReason(code packets.Code) string {
+	switch code.Code {
+	case codeNotAuthorized:
+		return metrics.ReasonNotAuthorized
+	case codeBadPayload:
+		return metrics.ReasonBadPayload
+	case codeConflict:
+		return metrics.ReasonUIDConflict
+	}
+	if h.ctx.Err() != nil {
+		return metrics.ReasonShuttingDown
+	}
+	return metrics.ReasonStoreError
 }
 
 // ingest admits one event: it checks who sent it and what it says, then
@@ -287,7 +307,10 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	if len(fresh) == 0 {
 		return
 	}
-	if err := batch.Commit(); err != nil {
+	start := time.Now()
+	err := batch.Commit()
+	h.cfg.Metrics.CommitDuration(time.Since(start))
+	if err != nil {
 		h.log.Error("pool commit failed; events refused", "events", len(fresh), "err", err)
 		for _, r := range fresh {
 			r.done <- refuse(codeUnspecified, "store event: %v", err)
@@ -306,6 +329,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	default:
 	}
 	h.stats.Accepted.Add(int64(len(fresh)))
+	h.cfg.Metrics.Accepted(len(fresh))
 	for _, r := range fresh {
 		r.done <- nil
 	}

@@ -35,6 +35,7 @@ import (
 	"cissan/internal/hub"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
+	"cissan/internal/metrics"
 	"cissan/internal/registry"
 )
 
@@ -59,6 +60,7 @@ type Network struct {
 	Hubs     []*hub.Hub
 	Token    string // operator token
 	APIURL   string
+	Metrics  *metrics.Metrics // served at GET /metrics
 
 	cfg      Config
 	ledgers  []*ledger.Ledger
@@ -84,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	n = &Network{cfg: cfg, cancel: cancel}
+	n = &Network{cfg: cfg, cancel: cancel, Metrics: metrics.New()}
 	started := n // every `return nil, err` below sets n to nil before this runs
 	defer func() {
 		if err != nil {
@@ -129,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 	if n.Master, err = master.New(master.Config{
 		Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master"),
-		Analyzers: &cfg.Analyzers,
+		Analyzers: &cfg.Analyzers, Metrics: n.Metrics.Master(),
 	}); err != nil {
 		return nil, err
 	}
@@ -145,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		h, err := hub.New(hub.Config{
 			ID: id, Key: keys[i], Ledger: hl, Registry: n.Registry, Bus: b,
 			MQTTAddr: hubAddr(cfg.MQTTAddr, i), ResubmitAfter: cfg.ResubmitAfter, Log: cfg.Log,
+			Metrics: n.Metrics.Hub(id),
 		})
 		if err != nil {
 			return nil, err
@@ -159,6 +162,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		n.goRun(func() { _ = b.ConsumeValidations(ctx, id, h.HandleValidation) })
 	}
 
+	n.observe(ml)
 	if err := n.serveHTTP(ctx, ml); err != nil {
 		return nil, err
 	}
@@ -197,6 +201,9 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	devices := registry.NewHandler(n.Registry, registry.OperatorAuth(n.Token))
 	mux.Handle("/v1/devices", devices)
 	mux.Handle("/v1/devices/", devices)
+	// Metrics carry counts, heights and durations, never event contents,
+	// device ids or namespaces: public, like block headers.
+	mux.Handle("GET /metrics", n.Metrics.Handler())
 	api.Handler(api.Config{
 		Ledger:    ml,
 		Pending:   n.pending,
@@ -210,6 +217,61 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	n.APIURL = "http://" + ln.Addr().String()
 	n.goRun(func() { _ = n.http.Serve(ln) })
 	return nil
+}
+
+// observe registers the metrics that mirror the nodes' state; they are
+// read at every scrape, so they cost nothing between scrapes.
+func (n *Network) observe(ml *ledger.Ledger) {
+	const (
+		heightHelp = "Blocks stored by the node."
+		poolHelp   = "Events waiting for a block in the node's pool."
+	)
+	m := n.Metrics
+	node := func(id string) map[string]string { return map[string]string{"node": id} }
+	m.GaugeFunc("cissan_chain_height", heightHelp, node("master"), func() float64 { return float64(ml.Height()) })
+	m.GaugeFunc("cissan_pool_events", poolHelp, node("master"), func() float64 { return float64(n.Master.PoolSize()) })
+	m.GaugeFunc("cissan_final_height", "Blocks up to the newest one the quorum of hubs accepted, as the master records validations.",
+		nil, func() float64 { return float64(finalHeight(ml)) })
+	m.CounterFunc("cissan_tagged_events_total", "Events in the chain that carry at least one analyzer tag.",
+		nil, func() float64 { return float64(ml.Tagged()) })
+	for _, h := range n.Hubs {
+		l, s, hl := node(h.ID()), h.Stats(), h.Ledger()
+		m.GaugeFunc("cissan_chain_height", heightHelp, l, func() float64 { return float64(hl.Height()) })
+		m.GaugeFunc("cissan_pool_events", poolHelp, l, func() float64 { return float64(h.PoolSize()) })
+		m.GaugeFunc("cissan_block_validation_lag_blocks", "Blocks the master has stored that the hub has not yet validated and stored.",
+			l, func() float64 {
+				mh := ml.Height()
+				return float64(mh - min(mh, hl.Height()))
+			})
+		m.CounterFunc("cissan_events_retransmits_total", "Repeated events a hub acknowledged without logging them again.",
+			l, func() float64 { return float64(s.Retransmits.Load()) })
+		m.CounterFunc("cissan_events_resubmitted_total", "Submissions a hub sent the master again after they waited too long for a block.",
+			l, func() float64 { return float64(s.Resubmitted.Load()) })
+		m.CounterFunc("cissan_events_refused_by_master_total", "Submissions of a hub that the master refused: another event uses their uid.",
+			l, func() float64 { return float64(s.Refused.Load()) })
+	}
+	m.GaugeMap("cissan_devices", "Devices in the registry, by status.", "status", func() (map[string]float64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := n.Registry.Counts(ctx)
+		out := make(map[string]float64, len(c))
+		for st, k := range c {
+			out[string(st)] = float64(k)
+		}
+		return out, err
+	})
+}
+
+// finalHeight is one more than the newest final block, searched back from
+// the head over a short window, as GET /v1/status reports final_height.
+func finalHeight(l *ledger.Ledger) uint64 {
+	h := l.Height()
+	for lo := h; lo > 0 && h-lo < 64; lo-- {
+		if ok, _ := l.Final(lo - 1); ok {
+			return lo
+		}
+	}
+	return 0
 }
 
 func (n *Network) pending(uid string) bool {

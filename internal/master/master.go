@@ -19,6 +19,7 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/ledger"
+	"cissan/internal/metrics"
 	"cissan/internal/store"
 )
 
@@ -39,6 +40,7 @@ type Config struct {
 	Analyzers *analyze.Config
 	Log       *slog.Logger
 	Now       func() time.Time
+	Metrics   *metrics.MasterMetrics // nil records nothing
 }
 
 // Master is a running master node.
@@ -255,6 +257,7 @@ func (m *Master) Run(ctx context.Context) error {
 func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	m.mintMu.Lock()
 	defer m.mintMu.Unlock()
+	start := time.Now()
 	m.mu.Lock()
 	n := min(len(m.pending), m.cfg.MaxEntries)
 	take := append([]pooled(nil), m.pending[:n]...)
@@ -301,6 +304,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.cfg.Metrics.MintDuration(time.Since(start))
 	m.mu.Lock()
 	m.pending = m.pending[n:]
 	for _, p := range take {
