@@ -112,7 +112,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		}
 		out["head_hash"] = hex.EncodeToString(hashSlice(hdr.Hash()))
 		out["head_mint_time"] = time.UnixMilli(hdr.MintTimeMs).UTC()
-		out["final_height"] = s.finalHeight(h)
+		out["final_height"] = led.FinalHeight()
 	}
 	if n, err := led.Index().Count(r.Context()); err == nil {
 		out["events"] = n
@@ -124,18 +124,6 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// finalHeight returns the number of leading blocks that are final: the
-// lowest non-final height, searched back from the head over a short
-// window (older blocks are final in a healthy network).
-func (s *server) finalHeight(h uint64) uint64 {
-	for lo := h; lo > 0 && h-lo < 64; lo-- {
-		if ok, _ := s.c.Ledger.Final(lo - 1); ok {
-			return lo
-		}
-	}
-	return 0
 }
 
 func (s *server) network(w http.ResponseWriter, r *http.Request) {

@@ -296,6 +296,19 @@ func (l *Ledger) Final(h uint64) (bool, error) {
 	return len(ok) >= l.net.Quorum, err
 }
 
+// FinalHeight returns one more than the newest final block (0 if none),
+// searched back from the head over a short window: in a healthy network
+// blocks become final in order, shortly after they are minted.
+func (l *Ledger) FinalHeight() uint64 {
+	h := l.Height()
+	for lo := h; lo > 0 && h-lo < 64; lo-- {
+		if ok, _ := l.Final(lo - 1); ok {
+			return lo
+		}
+	}
+	return 0
+}
+
 // RecordValidation checks a validation against the network and the stored
 // block and stores it. Repeats are harmless.
 func (l *Ledger) RecordValidation(v *chain.Validation) error {

@@ -231,7 +231,7 @@ func (n *Network) observe(ml *ledger.Ledger) {
 	m.GaugeFunc("cissan_chain_height", heightHelp, node("master"), func() float64 { return float64(ml.Height()) })
 	m.GaugeFunc("cissan_pool_events", poolHelp, node("master"), func() float64 { return float64(n.Master.PoolSize()) })
 	m.GaugeFunc("cissan_final_height", "Blocks up to the newest one the quorum of hubs accepted, as the master records validations.",
-		nil, func() float64 { return float64(finalHeight(ml)) })
+		nil, func() float64 { return float64(ml.FinalHeight()) })
 	m.CounterFunc("cissan_tagged_events_total", "Events in the chain that carry at least one analyzer tag.",
 		nil, func() float64 { return float64(ml.Tagged()) })
 	for _, h := range n.Hubs {
@@ -260,18 +260,6 @@ func (n *Network) observe(ml *ledger.Ledger) {
 		}
 		return out, err
 	})
-}
-
-// finalHeight is one more than the newest final block, searched back from
-// the head over a short window, as GET /v1/status reports final_height.
-func finalHeight(l *ledger.Ledger) uint64 {
-	h := l.Height()
-	for lo := h; lo > 0 && h-lo < 64; lo-- {
-		if ok, _ := l.Final(lo - 1); ok {
-			return lo
-		}
-	}
-	return 0
 }
 
 func (n *Network) pending(uid string) bool {
