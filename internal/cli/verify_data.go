@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
@@ -39,6 +41,11 @@ func runVerifyData(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(env.Stdout, "%s: %d blocks, %d entries checked\n", name, r.Blocks, r.Entries)
+		// The master collects every hub's validation; a hub may hold only
+		// its own, so only the master's shortfall says something.
+		if name == "master" && len(r.NotFinal) > 0 {
+			fmt.Fprintf(env.Stdout, "NOTE %s: %d blocks without a quorum of valid accepting validations stored here: %s\n", name, len(r.NotFinal), heights(r.NotFinal))
+		}
 		reports = append(reports, r)
 		problems = append(problems, r.Problems...)
 	}
@@ -65,4 +72,18 @@ func checkNode(ctx context.Context, dir, name string, net *chain.Network) (*fsck
 	}
 	defer idx.Close()
 	return fsck.Check(ctx, name, st, idx, net, event.DefaultLimits())
+}
+
+// heights lists block heights, eliding the middle of a long list.
+func heights(hs []uint64) string {
+	parts := make([]string, 0, 7)
+	for i, h := range hs {
+		if len(hs) > 6 && i == 3 {
+			parts = append(parts, "...")
+		}
+		if len(hs) <= 6 || i < 3 || i >= len(hs)-3 {
+			parts = append(parts, strconv.FormatUint(h, 10))
+		}
+	}
+	return strings.Join(parts, " ")
 }

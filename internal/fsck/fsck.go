@@ -34,6 +34,10 @@ type Report struct {
 	Entries  int
 	Hashes   []chain.Hash // block hashes as stored, for cross-node comparison
 	Problems []Problem
+	// NotFinal lists blocks whose stored accepting validations fall short
+	// of the quorum. The newest blocks of a node stopped mid-stream are
+	// legitimately so; an older one may mean a validation was deleted.
+	NotFinal []uint64
 }
 
 func (r *Report) add(format string, args ...any) {
@@ -208,18 +212,25 @@ func (r *Report) checkValidations(st *store.Store, net *chain.Network, h uint64,
 		r.add("block %d: cannot read validations: %v", h, err)
 		return
 	}
+	accepting := 0
 	for _, v := range vals {
 		hub := net.Hub(v.HubID)
 		if hub == nil {
 			r.add("block %d: validation by unknown hub %q", h, v.HubID)
 			continue
 		}
-		if err := v.Verify(net.ID, hub.PublicKey); err != nil {
+		err := v.Verify(net.ID, hub.PublicKey)
+		if err != nil {
 			r.add("block %d: %v", h, err)
 		}
 		if v.BlockHash != hash {
 			r.add("block %d: validation by %s names another block hash", h, v.HubID)
+		} else if err == nil && v.Verdict == chain.Accept {
+			accepting++
 		}
+	}
+	if accepting < net.Quorum {
+		r.NotFinal = append(r.NotFinal, h)
 	}
 }
 

@@ -740,3 +740,43 @@ func TestVerifyDataCommand(t *testing.T) {
 		t.Errorf("verify data --node hub-1 on a data dir tampered only on the master: %v\n%s", err, &out)
 	}
 }
+
+// TestDeletedValidationLeavesBlockNotFinal: deleting a hub's validation
+// from the master's store breaks nothing that can be checked for
+// integrity, but the block is then listed as lacking its quorum.
+func TestDeletedValidationLeavesBlockNotFinal(t *testing.T) {
+	f := getPristine(t)
+	masterReport := func(dir string) *fsck.Report {
+		st, err := store.Open(ledger.StorePath(filepath.Join(dir, "master")), store.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		idx, err := index.Open(ledger.IndexPath(filepath.Join(dir, "master")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idx.Close()
+		r, err := fsck.Check(context.Background(), "master", st, idx, f.net, event.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := masterReport(f.dir); len(r.NotFinal) != 0 {
+		t.Fatalf("pristine master lists blocks %v as not final", r.NotFinal)
+	}
+	dir := copyDir(t, f.dir)
+	st, err := store.Open(ledger.StorePath(filepath.Join(dir, "master")), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DB().Delete(validationKey(f.h, f.hub), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	r := masterReport(dir)
+	if len(r.NotFinal) != 1 || r.NotFinal[0] != f.h {
+		t.Fatalf("after deleting %s's validation of block %d: not final %v", f.hub, f.h, r.NotFinal)
+	}
+}
