@@ -65,7 +65,18 @@ type Expect struct {
 	Prev        Hash // hash of block Height-1; zero at height 0
 	HistoryRoot Hash // root over blocks 0..Height-1
 	MasterKey   ed25519.PublicKey
+	Hubs        []HubInfo // every entry must name one of these, enrolled at or below Height
 	Limits      event.Limits
+}
+
+// hubAt reports whether id names a hub enrolled at or below height h.
+func hubAt(hubs []HubInfo, id string, h uint64) bool {
+	for _, hub := range hubs {
+		if hub.ID == id {
+			return hub.FromHeight <= h
+		}
+	}
+	return false
 }
 
 // Check runs every check a node makes on a block before storing it: the
@@ -112,6 +123,9 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 		en, err := event.DecodeEntry(raw, x.Limits)
 		if err != nil {
 			return nil, invalidf("block %d entry %d: %v", h.Height, i, err)
+		}
+		if !hubAt(x.Hubs, en.HubID, h.Height) {
+			return nil, invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", h.Height, i, en.HubID)
 		}
 		if seen[en.Event.UID] {
 			return nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)

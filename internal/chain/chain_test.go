@@ -310,7 +310,7 @@ func newTestChain(t testing.TB) *testChain {
 }
 
 func (c *testChain) expect(height uint64) Expect {
-	x := Expect{Network: c.net, Height: height, MasterKey: c.master.Public().(ed25519.PublicKey), Limits: event.DefaultLimits()}
+	x := Expect{Network: c.net, Height: height, MasterKey: c.master.Public().(ed25519.PublicKey), Hubs: []HubInfo{{ID: "hub-1"}}, Limits: event.DefaultLimits()}
 	var history []Hash
 	for _, b := range c.blocks[:height] {
 		history = append(history, BlockLeaf(b.Header.Hash()))

@@ -11,16 +11,16 @@ import (
 // Control record kinds.
 const (
 	// ControlAnalyzers sets the analyzer configuration: its body is the
-	// JSON document analyze.ParseConfig reads. It applies to the blocks
-	// after the one that carries it.
+	// JSON document analyze.ParseConfig reads. It decides the tags of the
+	// block that carries it and of the blocks after.
 	ControlAnalyzers = 1
 )
 
 // ControlVersion is the first byte of every control record.
 const ControlVersion = 1
 
-// Control is a record that changes how the network works from the next
-// block on, recorded in the chain so that every node and every later
+// Control is a record that changes how the network works from the block
+// that carries it on, recorded in the chain so that every node and every later
 // verifier knows what applied at which height. A block's control_root is
 // the RFC 6962 root over its control records' leaves, computed as for
 // entries; a block without control records has an all-zero control_root.

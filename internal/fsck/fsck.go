@@ -99,7 +99,7 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		r.Hashes = append(r.Hashes, hash)
 		hdr := blk.Header // a copy: keeping &blk.Header would keep every block's entries in memory
 		heads = append(heads, &hdr)
-		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Limits: lim}
+		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Hubs: net.Hubs, Limits: lim}
 		r.checkBlock(blk, x)
 		entries := decodeAll(r, blk, lim)
 		an = r.checkTags(an, blk, hash, entries)

@@ -119,21 +119,63 @@ func (h *Hub) drop(refused []bus.Refusal) {
 func (h *Hub) resubmitStale() {
 	cutoff := h.cfg.Now().Add(-h.cfg.ResubmitAfter)
 	h.mu.Lock()
-	n := 0
+	var stale []*poolItem
 	for _, it := range h.pool {
 		if !it.sentAt.IsZero() && it.sentAt.Before(cutoff) {
-			it.sentAt = time.Time{}
-			h.sendq = append(h.sendq, it)
-			n++
+			stale = append(stale, it)
 		}
 	}
 	h.mu.Unlock()
-	if n > 0 {
-		h.stats.Resubmitted.Add(int64(n))
-		h.log.Warn("events submitted but not yet in a block; resubmitting", "events", n, "waited_over", h.cfg.ResubmitAfter)
-		select {
-		case h.sendSig <- struct{}{}:
-		default:
+	// A block may already hold the event, through another hub, stored while
+	// this hub's copy was being committed: retire those instead.
+	var inChain []string
+	var again []*poolItem
+	for _, it := range stale {
+		if loc, err := h.led.Store().Locate(it.uid); err == nil {
+			if loc.Content != it.content {
+				h.stats.Refused.Add(1)
+				h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", it.uid, "height", loc.Height)
+			}
+			inChain = append(inChain, it.uid)
+		} else {
+			again = append(again, it)
 		}
 	}
+	if len(inChain) > 0 {
+		h.retireLogged(inChain)
+	}
+	if len(again) == 0 {
+		return
+	}
+	h.mu.Lock()
+	for _, it := range again {
+		if h.pool[it.uid] == it {
+			it.sentAt = time.Time{}
+			h.sendq = append(h.sendq, it)
+		}
+	}
+	h.mu.Unlock()
+	h.stats.Resubmitted.Add(int64(len(again)))
+	h.log.Warn("events submitted but not yet in a block; resubmitting", "events", len(again), "waited_over", h.cfg.ResubmitAfter)
+	select {
+	case h.sendSig <- struct{}{}:
+	default:
+	}
+}
+
+// retireLogged removes from the pool events that a stored block logs.
+func (h *Hub) retireLogged(uids []string) {
+	batch := h.led.Store().NewBatch()
+	defer batch.Close()
+	for _, uid := range uids {
+		if err := batch.DeletePool(uid, 0); err != nil {
+			h.log.Error("retire logged event", "uid", uid, "err", err)
+			return
+		}
+	}
+	if err := batch.Commit(); err != nil {
+		h.log.Error("retire logged events", "err", err)
+		return
+	}
+	h.retire(uids)
 }

@@ -344,13 +344,22 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	if err != nil {
 		return nil, err
 	}
-	cov := &coverage{entries: entries}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	// Tags and earlier blocks first, without the pool lock, which ingest
+	// needs for every event.
 	for i, en := range entries {
 		if want := an.Tags(&en.Event); !analyze.Equal(want, en.Tags) {
 			return nil, fmt.Errorf("entry %d (uid %q): analyzer tags %v are not reproduced (this hub computes %v)", i, en.Event.UID, en.Tags, want)
 		}
+		if loc, err := h.led.Store().Locate(en.Event.UID); err == nil {
+			return nil, fmt.Errorf("entry %d (uid %q) is already logged in block %d", i, en.Event.UID, loc.Height)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("entry %d (uid %q): check earlier blocks: %w", i, en.Event.UID, err)
+		}
+	}
+	cov := &coverage{entries: entries}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, en := range entries {
 		it, mine := h.pool[en.Event.UID]
 		if en.HubID == h.cfg.ID {
 			if !mine {

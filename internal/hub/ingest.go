@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -151,6 +150,15 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.log.Info("device login refused: registry changed during login", "device", uid)
 		return false
 	}
+	// A client id names a session, and the broker hands a session to
+	// whoever connects with its id: refuse one that belongs to another
+	// device's live session.
+	for other, od := range h.clients {
+		if other.ID == cl.ID && od.UID != uid && !other.Closed() {
+			h.log.Info("device login refused: client id in use by another device", "device", uid, "client", cl.ID)
+			return false
+		}
+	}
 	h.clients[cl] = d
 	return true
 }
@@ -162,15 +170,12 @@ func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 }
 
 // OnACLCheck lets a logged-in device publish (ingest then refuses any topic
-// but its own events topic, with a reason the device can read, and nothing
-// published ever reaches a subscriber), and subscribe to nothing but its
-// own subtree, where nothing is published.
+// but its own events topic, with a reason the device can read) and
+// subscribe to nothing: no event ever goes out to a subscriber, and
+// without subscriptions no Will message can reach one either.
 func (k *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	d, ok := k.h.device(cl)
-	if !ok {
-		return false
-	}
-	return write || strings.HasPrefix(topic, "devices/"+d.UID+"/")
+	_, ok := k.h.device(cl)
+	return ok && write
 }
 
 func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -287,10 +292,18 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	batch := h.led.Store().NewBatch()
 	defer batch.Close()
 	var fresh []*commitReq
-	inGroup := map[string]chain.Hash{}
+	first := map[string]*commitReq{} // uid -> the request this group stores
+	// A retransmit of an event this group stores is answered with that
+	// event's outcome, after the commit: never before the event is durable.
+	retransmits := map[*commitReq][]*commitReq{}
 	for _, r := range reqs {
-		if c, ok := inGroup[r.uid]; ok {
-			r.done <- h.sameOrConflict(r, c, "")
+		if f, ok := first[r.uid]; ok {
+			if f.content == r.content {
+				h.stats.Retransmits.Add(1)
+				retransmits[f] = append(retransmits[f], r)
+			} else {
+				r.done <- h.sameOrConflict(r, f.content, "")
+			}
 			continue
 		}
 		if err, dup := h.duplicate(r); dup {
@@ -301,11 +314,17 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 			r.done <- refuse(codeUnspecified, "store event: %v", err)
 			continue
 		}
-		inGroup[r.uid] = r.content
+		first[r.uid] = r
 		fresh = append(fresh, r)
 	}
 	if len(fresh) == 0 {
 		return
+	}
+	answer := func(r *commitReq, err error) {
+		r.done <- err
+		for _, w := range retransmits[r] {
+			w.done <- err
+		}
 	}
 	start := time.Now()
 	err := batch.Commit()
@@ -313,7 +332,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	if err != nil {
 		h.log.Error("pool commit failed; events refused", "events", len(fresh), "err", err)
 		for _, r := range fresh {
-			r.done <- refuse(codeUnspecified, "store event: %v", err)
+			answer(r, refuse(codeUnspecified, "store event: %v", err))
 		}
 		return
 	}
@@ -331,7 +350,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	h.stats.Accepted.Add(int64(len(fresh)))
 	h.cfg.Metrics.Accepted(len(fresh))
 	for _, r := range fresh {
-		r.done <- nil
+		answer(r, nil)
 	}
 }
 

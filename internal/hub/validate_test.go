@@ -189,6 +189,10 @@ func TestHubRejectsUnfaithfulBlocks(t *testing.T) {
 			ghost := &event.Entry{Event: sampleEvent("ghost", 20), HubID: "hub-1", ReceivedMs: 1}
 			return f.block(good, ghost)
 		}, "never submitted"},
+		{"entry from a hub not in the network", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
+			ghost := &event.Entry{Event: sampleEvent("ghost", 20), HubID: "hub-9", ReceivedMs: 1}
+			return f.block(good, ghost)
+		}, "not a hub of the network"},
 		{"bad master signature", func(t *testing.T, f *fixture, good *event.Entry) *chain.Block {
 			b := f.block(good)
 			b.Signature = ed25519.Sign(key(9), chain.BlockMessage(b.Header.Hash()))
@@ -319,5 +323,46 @@ func TestEveryHubRejectsAChangedScore(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "analyzer tags") {
 			t.Fatalf("hub %d accepted a block with a changed score: %v", i, err)
 		}
+	}
+}
+
+func TestHubRejectsAnEventLoggedTwice(t *testing.T) {
+	f := newFixture(t)
+	e1 := f.submit(t, sampleEvent("e1", 20))
+	if err := f.hub.HandleBlock(context.Background(), f.block(e1)); err != nil {
+		t.Fatal(err)
+	}
+	err := f.hub.HandleBlock(context.Background(), f.block(e1))
+	if err == nil || !strings.Contains(err.Error(), "already logged in block 1") {
+		t.Fatalf("HandleBlock of a block repeating e1 = %v, want a rejection", err)
+	}
+	if h := f.hub.led.Height(); h != 2 {
+		t.Fatalf("height %d, want 2: the repeat must not be stored", h)
+	}
+}
+
+// TestRetransmitInOneCommitGroupWaitsForTheCommit: a retransmit that
+// arrives while its first copy waits for the fsync is answered only with
+// the first copy's outcome.
+func TestRetransmitInOneCommitGroupWaitsForTheCommit(t *testing.T) {
+	f := newFixture(t)
+	ev := sampleEvent("e1", 20)
+	en := &event.Entry{Event: ev, HubID: "hub-1", ReceivedMs: 1}
+	other := sampleEvent("e1", 21)
+	mk := func(e *event.Event) *commitReq {
+		return &commitReq{uid: e.UID, content: event.ContentHash(e), raw: en.Encode(), done: make(chan error, 1)}
+	}
+	a, b, c := mk(&ev), mk(&ev), mk(&other)
+	f.hub.commitGroup([]*commitReq{a, b, c})
+	for name, r := range map[string]*commitReq{"first copy": a, "retransmit": b} {
+		if err := <-r.done; err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := <-c.done; err == nil || !strings.Contains(err.Error(), "already used by another event") {
+		t.Fatalf("conflicting copy: %v", err)
+	}
+	if _, err := f.hub.led.Store().Pool("e1"); err != nil {
+		t.Fatalf("event answered but not in the durable pool: %v", err)
 	}
 }

@@ -34,7 +34,8 @@ type Ledger struct {
 	an      analyze.Set // built from the last analyzer config on the chain
 	configs []ConfigChange
 
-	tagged atomic.Int64 // events in the chain with at least one tag
+	tagged    atomic.Int64 // events in the chain with at least one tag
+	finalMark uint64       // FinalHeight's last answer; guarded by mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +153,7 @@ func (l *Ledger) Expect() chain.Expect {
 		Prev:        l.prev,
 		HistoryRoot: l.hist.Root(),
 		MasterKey:   l.net.MasterKey,
+		Hubs:        l.net.Hubs,
 		Limits:      l.limits,
 	}
 }
@@ -296,17 +298,24 @@ func (l *Ledger) Final(h uint64) (bool, error) {
 	return len(ok) >= l.net.Quorum, err
 }
 
-// FinalHeight returns one more than the newest final block (0 if none),
-// searched back from the head over a short window: in a healthy network
-// blocks become final in order, shortly after they are minted.
+// FinalHeight returns one more than the newest final block (0 if none).
+// It searches down from the head to the mark of its last answer, since
+// finality only moves up.
 func (l *Ledger) FinalHeight() uint64 {
-	h := l.Height()
-	for lo := h; lo > 0 && h-lo < 64; lo-- {
+	l.mu.RLock()
+	mark := l.finalMark
+	l.mu.RUnlock()
+	for lo := l.Height(); lo > mark; lo-- {
 		if ok, _ := l.Final(lo - 1); ok {
-			return lo
+			mark = lo
+			break
 		}
 	}
-	return 0
+	l.mu.Lock()
+	l.finalMark = max(l.finalMark, mark)
+	mark = l.finalMark
+	l.mu.Unlock()
+	return mark
 }
 
 // RecordValidation checks a validation against the network and the stored

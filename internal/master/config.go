@@ -14,14 +14,18 @@ import (
 // does not lose it.
 const pendingConfigKey = "pending-analyzers"
 
-// SetAnalyzers queues an analyzer configuration for the next block; it
-// decides the tags of the blocks after that one. A newer request replaces
+// SetAnalyzers queues an analyzer configuration for the next block, whose
+// tags it decides, and those of the blocks after. A newer request replaces
 // one still waiting.
 func (m *Master) SetAnalyzers(raw []byte) error {
 	cfg, err := analyze.ParseConfig(raw)
 	if err != nil {
 		return err
 	}
+	// A mint reads the pending configuration and deletes it with the
+	// block; one in progress must not delete a newer one written meanwhile.
+	m.mintMu.Lock()
+	defer m.mintMu.Unlock()
 	b := m.led.Store().NewBatch()
 	defer b.Close()
 	if err := b.PutMeta(pendingConfigKey, cfg.Encode()); err != nil {
@@ -53,8 +57,8 @@ func (m *Master) pendingControls() ([][]byte, error) {
 	return [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: raw}.Encode()}, nil
 }
 
-// initAnalyzers records the initial configuration when the chain has
-// none yet, so that the first block puts it in force.
+// initAnalyzers queues the initial configuration when the chain has none
+// yet, so that the first block puts it in force.
 func (m *Master) initAnalyzers(initial *analyze.Config) error {
 	if initial == nil || len(m.led.Configs()) > 0 {
 		return nil

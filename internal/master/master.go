@@ -140,20 +140,24 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 		m.log.Warn("batch with bad signature refused", "hub", b.HubID, "seq", b.Seq)
 		return nil, fmt.Errorf("%w: batch %d from %s: signature does not verify", chain.ErrInvalid, b.Seq, b.HubID)
 	}
+	// Check the whole batch before reserving anything, so that a bad
+	// batch leaves no trace.
+	entries := make([]*event.Entry, len(b.Entries))
+	for i, raw := range b.Entries {
+		en, err := event.DecodeEntry(raw, m.led.Limits())
+		if err != nil {
+			return nil, fmt.Errorf("%w: batch %d from %s entry %d: %w", chain.ErrInvalid, b.Seq, b.HubID, i, err)
+		}
+		if en.HubID != b.HubID || len(en.Tags) != 0 {
+			return nil, fmt.Errorf("%w: batch %d from %s entry %d: hub_id %q or tags do not belong in a submission", chain.ErrInvalid, b.Seq, b.HubID, i, en.HubID)
+		}
+		entries[i] = en
+	}
 	var refused []bus.Refusal
 	var fresh []pooled
 	raws := make([][]byte, 0, len(b.Entries))
 	m.mu.Lock()
-	for i, raw := range b.Entries {
-		en, err := event.DecodeEntry(raw, m.led.Limits())
-		if err != nil {
-			m.mu.Unlock()
-			return nil, fmt.Errorf("%w: batch %d from %s entry %d: %v", chain.ErrInvalid, b.Seq, b.HubID, i, err)
-		}
-		if en.HubID != b.HubID || len(en.Tags) != 0 {
-			m.mu.Unlock()
-			return nil, fmt.Errorf("%w: batch %d from %s entry %d: hub_id %q or tags do not belong in a submission", chain.ErrInvalid, b.Seq, b.HubID, i, en.HubID)
-		}
+	for i, en := range entries {
 		uid := en.Event.UID
 		content := event.ContentHash(&en.Event)
 		if reason := m.duplicate(uid, content); reason != "" {
@@ -166,7 +170,7 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 		p := pooled{seq: m.seq, uid: uid, entry: en, content: content}
 		m.byUID[uid] = p // reserve, so a concurrent batch sees it
 		fresh = append(fresh, p)
-		raws = append(raws, raw)
+		raws = append(raws, b.Entries[i])
 	}
 	m.mu.Unlock()
 

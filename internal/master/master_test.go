@@ -107,7 +107,7 @@ func TestMintLogsEachSubmissionOnce(t *testing.T) {
 		t.Fatalf("tags of the 99 degree event = %v, want out_of_range", en.Tags)
 	}
 	g := f.pub.blocks[0].Header.Hash()
-	x := chain.Expect{Network: f.net.ID, Height: 1, Prev: g, MasterKey: f.net.MasterKey, HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(g)}), Limits: event.DefaultLimits()}
+	x := chain.Expect{Network: f.net.ID, Height: 1, Prev: g, MasterKey: f.net.MasterKey, Hubs: f.net.Hubs, HistoryRoot: chain.Root([]chain.Hash{chain.BlockLeaf(g)}), Limits: event.DefaultLimits()}
 	if _, err := blk.Check(x); err != nil {
 		t.Fatalf("minted block fails its own checks: %v", err)
 	}

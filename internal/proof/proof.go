@@ -312,6 +312,10 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 	}
 	r.EntryDigest = event.Digest(raw)
 	r.checked("entry (%d bytes, digest %x) decodes and its event is valid", len(raw), r.EntryDigest)
+	if hub := net.Hub(r.Entry.HubID); hub == nil || hub.FromHeight > r.Height {
+		return nil, invalid("entry", "hub_id %q is not a hub of network.json at height %d", r.Entry.HubID, r.Height)
+	}
+	r.checked("entry was received by %s, a hub of the network at this height", r.Entry.HubID)
 
 	path := make([]chain.Hash, len(b.EntriesPath))
 	for i, s := range b.EntriesPath {

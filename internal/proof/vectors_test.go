@@ -219,7 +219,7 @@ func vectorChain() ([]*chain.Block, *chain.Network, ed25519.PrivateKey, error) {
 			controls = [][]byte{chain.Control{Kind: chain.ControlAnalyzers, Body: []byte(vecAnalyzerConfig)}.Encode()}
 		}
 		b := chain.Seal(h, entries, controls, master)
-		if _, err := b.Check(chain.Expect{Network: vecNetwork, Height: height, Prev: prev, HistoryRoot: chain.Root(history), MasterKey: net.MasterKey, Limits: event.DefaultLimits()}); err != nil {
+		if _, err := b.Check(chain.Expect{Network: vecNetwork, Height: height, Prev: prev, HistoryRoot: chain.Root(history), MasterKey: net.MasterKey, Hubs: net.Hubs, Limits: event.DefaultLimits()}); err != nil {
 			return nil, nil, nil, fmt.Errorf("vector block %d: %w", height, err)
 		}
 		blocks = append(blocks, b)
