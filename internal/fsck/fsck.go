@@ -8,6 +8,7 @@ package fsck
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"reflect"
 
@@ -84,7 +85,8 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 
 	hist := chain.NewHistory()
 	var prev chain.Hash
-	var an analyze.Set                        // the analyzers in force, replayed from the chain
+	var an analyze.Set // the analyzers in force, replayed from the chain
+	logged := map[string]bool{}
 	heads := make([]*chain.Header, 0, height) // nil where unreadable; for the block rows
 	for h := uint64(0); h < height; h++ {
 		blk, err := st.Block(h)
@@ -102,6 +104,11 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Hubs: net.Hubs, Limits: lim}
 		r.checkBlock(blk, x)
 		entries := decodeAll(r, blk, lim)
+		for _, en := range entries {
+			if en != nil {
+				logged[en.Event.UID] = true
+			}
+		}
 		an = r.checkTags(an, blk, hash, entries)
 		r.Entries += len(blk.Entries)
 		r.checkUIDs(st, h, entries)
@@ -136,7 +143,69 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 	}
 	r.checkBlockRows(ctx, idx, r.Hashes, heads)
 	r.checkPool(st, lim)
+	r.checkRecords(st, height, logged, node == "master")
 	return r, nil
+}
+
+// checkRecords accounts for every record in the store, so that nothing
+// outside the blocks can be slipped in: a uid record no entry explains
+// would make a hub acknowledge an event as a retransmit and drop it. It
+// also checks that the master's pool and its arrival order agree.
+func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]bool, master bool) {
+	pool := map[string]bool{}
+	ordered := map[string]bool{}
+	err := st.EachRecord(func(k, v []byte) error {
+		if len(k) == 0 {
+			r.add("store: empty key")
+			return nil
+		}
+		switch k[0] {
+		case 'b', 'e', 'c', 'v':
+			if len(k) < 9 {
+				r.add("store: malformed %q record key %x", k[0], k)
+			} else if h := binary.BigEndian.Uint64(k[1:9]); h >= height {
+				r.add("store: %q record for block %d, beyond the chain (height %d)", k[0], h, height)
+			}
+		case 'u':
+			if !logged[string(k[1:])] {
+				r.add("store: uid record for %q, which no entry of the chain holds", k[1:])
+			}
+		case 'p':
+			pool[string(k[1:])] = true
+		case 'q':
+			if ordered[string(v)] {
+				r.add("pool: %q is queued twice", v)
+			}
+			ordered[string(v)] = true
+		case 'm':
+			if name := string(k[1:]); name != "height" && name != "pending-analyzers" {
+				r.add("store: unknown metadata %q", name)
+			}
+		default:
+			r.add("store: unknown record key %x", k)
+		}
+		return nil
+	})
+	if err != nil {
+		r.add("store: cannot read records: %v", err)
+		return
+	}
+	if !master {
+		if len(ordered) > 0 {
+			r.add("pool: %d arrival-order records on a hub, which keeps none", len(ordered))
+		}
+		return
+	}
+	for uid := range ordered {
+		if !pool[uid] {
+			r.add("pool: arrival-order record for %q without its pool record", uid)
+		}
+	}
+	for uid := range pool {
+		if !ordered[uid] {
+			r.add("pool: %q has no arrival-order record", uid)
+		}
+	}
 }
 
 // checkTags recomputes every entry's tags with the analyzers the chain puts

@@ -780,3 +780,44 @@ func TestDeletedValidationLeavesBlockNotFinal(t *testing.T) {
 		t.Fatalf("after deleting %s's validation of block %d: not final %v", f.hub, f.h, r.NotFinal)
 	}
 }
+
+// TestCheckAccountsForEveryRecord: records outside the blocks are checked
+// too, since a stray one changes what a node does.
+func TestCheckAccountsForEveryRecord(t *testing.T) {
+	f := getPristine(t)
+	put := func(dir, node string, key, val []byte) {
+		st, err := store.Open(ledger.StorePath(filepath.Join(dir, node)), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.DB().Set(key, val, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name, node string
+		key, val   []byte
+		want       string
+	}{
+		{"uid record for an event not yet sent", "hub-1", uidKey("victim-1"), make([]byte, 44), `uid record for "victim-1", which no entry`},
+		{"control record above the chain", "master", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'c'}, f.top+5), 0), []byte{1, 1, 0, 0, 0, 2, '{', '}'}, "beyond the chain"},
+		{"arrival order without a pool record", "master", binary.BigEndian.AppendUint64([]byte{'q'}, 1<<40), []byte("ghost"), `arrival-order record for "ghost"`},
+		{"pool record without arrival order", "master", []byte("pghost"), []byte{1}, `"ghost" has no arrival-order record`},
+		{"unknown metadata", "hub-2", []byte("mevil"), []byte{1}, `unknown metadata "evil"`},
+		{"unknown key", "hub-2", []byte("zz"), []byte{1}, "unknown record key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyDir(t, f.dir)
+			put(dir, c.node, c.key, c.val)
+			ps := checkDir(t, dir)
+			for _, p := range ps {
+				if p.Node == c.node && strings.Contains(p.What, c.want) {
+					return
+				}
+			}
+			t.Fatalf("no problem naming %q on %s among:\n%s", c.want, c.node, problemList(ps))
+		})
+	}
+}

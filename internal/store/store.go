@@ -359,6 +359,12 @@ func (s *Store) eachRange(lo, hi []byte, fn func(k, v []byte) error) error {
 	return it.Error()
 }
 
+// EachRecord calls fn for every key and value in the store, in key order,
+// for verifiers that must account for every record.
+func (s *Store) EachRecord(fn func(k, v []byte) error) error {
+	return s.eachRange(nil, nil, fn)
+}
+
 // EachControl calls fn for every stored control record in chain order.
 func (s *Store) EachControl(fn func(height uint64, rec []byte) error) error {
 	return s.each([]byte{'c'}, func(k, v []byte) error { return fn(binary.BigEndian.Uint64(k[1:]), bytes.Clone(v)) })
