@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // Config is the analyzer configuration. The master operator records it on
@@ -26,8 +27,8 @@ func ParseConfig(b []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("analyzer config: %w", err)
 	}
-	if dec.More() {
-		return Config{}, fmt.Errorf("analyzer config: trailing data")
+	if _, err := dec.Token(); err != io.EOF {
+		return Config{}, fmt.Errorf("analyzer config: trailing data after the document")
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -122,7 +122,7 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 	for i, raw := range b.Entries {
 		en, err := event.DecodeEntry(raw, x.Limits)
 		if err != nil {
-			return nil, invalidf("block %d entry %d: %v", h.Height, i, err)
+			return nil, fmt.Errorf("%w: block %d entry %d: %w", ErrInvalid, h.Height, i, err)
 		}
 		if !hubAt(x.Hubs, en.HubID, h.Height) {
 			return nil, invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", h.Height, i, en.HubID)

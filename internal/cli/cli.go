@@ -74,6 +74,14 @@ func usage(w io.Writer) {
 func parseFlags(fs *flag.FlagSet, env Env, args []string) ([]string, error) {
 	fs.SetOutput(env.Stderr)
 	var pos []string
+	// After "--" everything is positional, even what starts with "-".
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			args, rest = args[:i], args[i+1:]
+			break
+		}
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
@@ -83,7 +91,7 @@ func parseFlags(fs *flag.FlagSet, env Env, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return append(pos, rest...), nil
 		}
 		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
 			continue

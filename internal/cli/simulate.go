@@ -81,12 +81,16 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	defer progress.Stop()
 loop:
 	for i := 0; *count == 0 || i < *count; i++ {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-progress.C:
-			fmt.Fprintf(env.Stderr, "%s: %d published, %d logged, %d refused\n", time.Since(start).Round(time.Second), sent.Load(), ok.Load(), refused.Load())
-		case <-tick.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-progress.C:
+				fmt.Fprintf(env.Stderr, "%s: %d published, %d acknowledged, %d refused\n", time.Since(start).Round(time.Second), sent.Load(), ok.Load(), refused.Load())
+			case <-tick.C:
+				break wait
+			}
 		}
 		d := devs[i%len(devs)]
 		wg.Add(1)

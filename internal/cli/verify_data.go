@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
@@ -63,6 +65,9 @@ func runVerifyData(ctx context.Context, env Env, args []string) error {
 func checkNode(ctx context.Context, dir, name string, net *chain.Network) (*fsck.Report, error) {
 	st, err := store.Open(ledger.StorePath(dir), store.Options{ReadOnly: true})
 	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) {
+			return nil, fmt.Errorf("%w: the node is running; stop cissan up first", err)
+		}
 		return nil, err
 	}
 	defer st.Close()

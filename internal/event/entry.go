@@ -154,10 +154,10 @@ func DecodeEntry(b []byte, lim Limits) (*Entry, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrEncoding, len(d.b))
 	}
 	if err := checkIdent("hub_id", en.HubID, lim.MaxDeviceLen); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEncoding, err)
+		return nil, fmt.Errorf("%w: %w", ErrEncoding, err)
 	}
 	if err := en.Event.Check(lim); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEncoding, err)
+		return nil, fmt.Errorf("%w: %w", ErrEncoding, err)
 	}
 	return en, nil
 }
