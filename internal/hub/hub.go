@@ -77,9 +77,10 @@ type Hub struct {
 	commits  chan *commitReq
 	batchSeq atomic.Uint64 // numbers this hub's batches; starts at the boot time so restarts do not reuse numbers
 
-	mu      sync.Mutex // guards pool and sendq
+	mu      sync.Mutex // guards pool, sendq and unsent
 	pool    map[string]*poolItem
 	sendq   []*poolItem
+	unsent  []*chain.Validation // verdicts whose publication failed
 	sendSig chan struct{}
 
 	blockMu sync.Mutex // blocks are validated one at a time
@@ -198,6 +199,7 @@ func (h *Hub) syncLoop(ctx context.Context) {
 			h.log.Warn("catch up", "err", err)
 		}
 		h.resubmitStale()
+		h.retryValidations(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -226,6 +228,24 @@ func (h *Hub) republishValidations(ctx context.Context, n uint64) {
 			if err := h.cfg.Bus.PublishValidation(ctx, &vals[i]); err != nil && ctx.Err() == nil {
 				h.log.Warn("publish validation", "height", ht, "err", err)
 			}
+		}
+	}
+}
+
+// retryValidations publishes again the verdicts whose publication failed,
+// for instance while the bus was reconnecting: without them a block would
+// never reach its quorum.
+func (h *Hub) retryValidations(ctx context.Context) {
+	h.mu.Lock()
+	vs := h.unsent
+	h.unsent = nil
+	h.mu.Unlock()
+	for i, v := range vs {
+		if err := h.cfg.Bus.PublishValidation(ctx, v); err != nil {
+			h.mu.Lock()
+			h.unsent = append(h.unsent, vs[i:]...)
+			h.mu.Unlock()
+			return
 		}
 	}
 }
@@ -318,7 +338,10 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 	h.cfg.Metrics.Validated(v.Verdict.String())
 	h.cfg.Metrics.ValidateDuration(time.Since(start))
 	if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
-		h.log.Warn("publish validation", "height", v.Height, "err", perr)
+		h.log.Warn("publish validation; will retry", "height", v.Height, "err", perr)
+		h.mu.Lock()
+		h.unsent = append(h.unsent, v)
+		h.mu.Unlock()
 	}
 	if v.Verdict == chain.Reject {
 		return fmt.Errorf("%w: %s", ErrRejected, v.Reason)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ type fakeBus struct {
 	mu          sync.Mutex
 	validations []*chain.Validation
 	fetch       func(from uint64) []*chain.Block
+	failNext    int // this many PublishValidation calls fail
 }
 
 func (f *fakeBus) SubmitBatch(context.Context, *bus.Batch) ([]bus.Refusal, error) { return nil, nil }
@@ -36,6 +38,10 @@ func (f *fakeBus) FetchBlocks(_ context.Context, from uint64, _ int) ([]*chain.B
 func (f *fakeBus) PublishValidation(_ context.Context, v *chain.Validation) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failNext > 0 {
+		f.failNext--
+		return errors.New("bus unavailable")
+	}
 	f.validations = append(f.validations, v)
 	return nil
 }
@@ -364,5 +370,20 @@ func TestRetransmitInOneCommitGroupWaitsForTheCommit(t *testing.T) {
 	}
 	if _, err := f.hub.led.Store().Pool("e1"); err != nil {
 		t.Fatalf("event answered but not in the durable pool: %v", err)
+	}
+}
+
+func TestHubRetriesAVerdictItCouldNotPublish(t *testing.T) {
+	f := newFixture(t)
+	f.bus.failNext = 1
+	if err := f.hub.HandleBlock(context.Background(), f.block(f.submit(t, sampleEvent("e1", 20)))); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.bus.validations) != 0 {
+		t.Fatal("the failed publication was recorded as sent")
+	}
+	f.hub.retryValidations(context.Background())
+	if v := f.bus.last(t); v.Height != 1 || v.Verdict != chain.Accept {
+		t.Fatalf("retried validation %+v, want the accept of block 1", v)
 	}
 }
