@@ -33,6 +33,7 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/hub"
+	"cissan/internal/identity"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
 	"cissan/internal/metrics"
@@ -94,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		}
 	}()
 
-	masterKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "master", "master.key"))
+	masterKey, err := identity.LoadOrCreateKey(filepath.Join(cfg.DataDir, "master", "master.key"))
 	if err != nil {
 		return nil, err
 	}
@@ -102,11 +103,15 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	keys := make([]ed25519.PrivateKey, cfg.Hubs)
 	for i := range ids {
 		ids[i] = HubID(i)
-		if keys[i], err = loadOrCreateKey(filepath.Join(cfg.DataDir, ids[i], "hub.key")); err != nil {
+		if keys[i], err = identity.LoadOrCreateKey(filepath.Join(cfg.DataDir, ids[i], "hub.key")); err != nil {
 			return nil, err
 		}
 	}
-	if n.Net, err = loadOrCreateNetwork(cfg.DataDir, masterKey, ids, keys); err != nil {
+	hubs := make([]chain.HubInfo, len(ids))
+	for i, id := range ids {
+		hubs[i] = chain.HubInfo{ID: id, PublicKey: keys[i].Public().(ed25519.PublicKey)}
+	}
+	if n.Net, err = identity.LoadOrCreateNetwork(filepath.Join(cfg.DataDir, "network.json"), masterKey.Public().(ed25519.PublicKey), hubs); err != nil {
 		return nil, err
 	}
 	if n.Token, err = registry.LoadOrCreateOperatorToken(filepath.Join(cfg.DataDir, "admin.token")); err != nil {

@@ -1,4 +1,7 @@
-package local
+// Package identity keeps a node's Ed25519 key and the network's
+// network.json: created on first start, checked on every later one, since
+// every signature in the chain is bound to them.
+package identity
 
 import (
 	"crypto/ed25519"
@@ -14,9 +17,9 @@ import (
 	"cissan/internal/chain"
 )
 
-// loadOrCreateKey reads an Ed25519 key (its 32-byte seed in hex) from path,
+// LoadOrCreateKey reads an Ed25519 key (its 32-byte seed in hex) from path,
 // creating one readable by its owner only if the file does not exist.
-func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		seed := make([]byte, ed25519.SeedSize)
@@ -41,16 +44,12 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// loadOrCreateNetwork returns the network described by network.json in
-// dir, creating it for the given keys on first start. A network.json that
-// names other keys or another number of hubs is an error: the chain's
-// signatures are bound to it.
-func loadOrCreateNetwork(dir string, master ed25519.PrivateKey, hubIDs []string, hubKeys []ed25519.PrivateKey) (*chain.Network, error) {
-	path := filepath.Join(dir, "network.json")
-	want := &chain.Network{MasterKey: master.Public().(ed25519.PublicKey), Quorum: len(hubIDs)}
-	for i, id := range hubIDs {
-		want.Hubs = append(want.Hubs, chain.HubInfo{ID: id, PublicKey: hubKeys[i].Public().(ed25519.PublicKey)})
-	}
+// LoadOrCreateNetwork returns the network described by the network.json
+// at path, creating it with a new network id for the given master key and
+// hubs on first start (quorum: every hub). A network.json that names other
+// keys or other hubs is an error: the chain's signatures are bound to it.
+func LoadOrCreateNetwork(path string, master ed25519.PublicKey, hubs []chain.HubInfo) (*chain.Network, error) {
+	want := &chain.Network{MasterKey: master, Hubs: hubs, Quorum: len(hubs)}
 	have, err := chain.LoadNetwork(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := rand.Read(want.ID[:]); err != nil {
@@ -69,14 +68,14 @@ func loadOrCreateNetwork(dir string, master ed25519.PrivateKey, hubIDs []string,
 		return nil, err
 	}
 	if !have.MasterKey.Equal(want.MasterKey) {
-		return nil, fmt.Errorf("%s: master key differs from %s", path, filepath.Join(dir, "master", "master.key"))
+		return nil, fmt.Errorf("%s names another master key", path)
 	}
 	if len(have.Hubs) != len(want.Hubs) {
-		return nil, fmt.Errorf("%s has %d hubs but --hubs is %d: use --hubs %d with this data dir, or a new --data-dir", path, len(have.Hubs), len(want.Hubs), len(have.Hubs))
+		return nil, fmt.Errorf("%s has %d hubs but %d are configured: configure the same hubs, or start a new network in a new data dir", path, len(have.Hubs), len(want.Hubs))
 	}
 	for i := range want.Hubs {
 		if have.Hubs[i].ID != want.Hubs[i].ID || !have.Hubs[i].PublicKey.Equal(want.Hubs[i].PublicKey) {
-			return nil, fmt.Errorf("%s: hub %q differs from the keys in the data dir", path, have.Hubs[i].ID)
+			return nil, fmt.Errorf("%s: hub %q differs from the configured hub %q and its key", path, have.Hubs[i].ID, want.Hubs[i].ID)
 		}
 	}
 	return have, nil
