@@ -8,13 +8,16 @@ package bus
 //	P.master         direct  fetch        P.master.fetch        quorum           master: ServeBlocks
 //	P.blocks         fanout  -            P.blocks.<hub>        quorum, per hub  hub: ConsumeBlocks
 //	P.validations    fanout  -            P.validations.<node>  quorum, per node master and hubs: ConsumeValidations
+//	P.registry       fanout  -            P.registry.<hub>      quorum, per hub  hub: ConsumeDeviceChanges (message TTL 24h)
 //	"" (default)     direct  reply-to     P.reply.<node>        classic durable  this node's RPC replies
 //
 // Every node declares the exchanges, the master's two queues and its own
 // queues whenever it connects, so no message is published before the queue
 // that must hold it exists, whichever process starts first. A hub's block
 // queue therefore exists from the hub's first connection on, and collects
-// blocks while the hub is down.
+// blocks while the hub is down; so does its registry queue, for device
+// changes. The registry (node RegistryNode) only publishes device changes:
+// it declares the exchanges and no queue.
 //
 // Messages: content type application/x-cissan-bus, the AMQP "type"
 // property names the kind (batch, refusals, block, validation, fetch,
@@ -84,6 +87,19 @@ type AMQPConfig struct {
 // MasterNode is the master's node id on the bus. The master has no block
 // queue: it mints blocks, it does not receive them.
 const MasterNode = "master"
+
+// RegistryNode is the device registry's node id on the bus. It only
+// publishes device changes, so it declares no queue and makes no calls.
+const RegistryNode = "registry"
+
+// DeviceChangeTTL is how long a device change waits in a hub's registry
+// queue. A change matters to a hub for as long as it could hold a live
+// connection or a cached credential from before the change; a hub that
+// restarts has neither. The TTL covers a running hub cut off from RabbitMQ
+// for up to a day, and bounds what piles up in the queue of a hub that is
+// gone for good. It is a queue argument: changing it means deleting the
+// queues (RabbitMQ refuses to redeclare a queue with other arguments).
+const DeviceChangeTTL = 24 * time.Hour
 
 const (
 	contentType   = "application/x-cissan-bus"
@@ -168,6 +184,9 @@ func DialAMQP(ctx context.Context, cfg AMQPConfig) (*AMQP, error) {
 	a.setSession(s)
 	a.supervisor.Add(1)
 	go a.supervise(s)
+	if cfg.Node == RegistryNode {
+		return a, nil // it makes no calls: no replies to consume
+	}
 	if err := a.goConsume(consumer{queue: a.topo.replyQueue(), workers: 1, handle: a.dispatchReply}); err != nil {
 		_ = a.Close()
 		return nil, err
@@ -229,14 +248,15 @@ func (a *AMQP) Close() error {
 // topology names the exchanges and queues of one network (prefix) as one
 // node sees them.
 type topology struct {
-	prefix, node          string
-	master, blocks, valid string // exchanges
+	prefix, node                    string
+	master, blocks, valid, registry string // exchanges
 }
 
 func newTopology(prefix, node string) topology {
 	return topology{
 		prefix: prefix, node: node,
 		master: prefix + ".master", blocks: prefix + ".blocks", valid: prefix + ".validations",
+		registry: prefix + ".registry",
 	}
 }
 
@@ -246,6 +266,7 @@ type queue struct {
 	exchange string // "" for the default exchange: no binding
 	key      string
 	quorum   bool
+	ttl      time.Duration // message TTL; 0 for none
 }
 
 func (t topology) batchQueue() queue {
@@ -266,19 +287,29 @@ func (t topology) validationQueue(node string) queue {
 	return queue{name: t.prefix + ".validations." + node, exchange: t.valid, quorum: true}
 }
 
+func (t topology) registryQueue(node string) queue {
+	return queue{name: t.prefix + ".registry." + node, exchange: t.registry, quorum: true, ttl: DeviceChangeTTL}
+}
+
 // queues lists what this node declares on every connect: the master's
-// queues, so requests always have a queue to land in, and its own.
+// queues, so requests always have a queue to land in, and its own. The
+// registry only publishes to fan-out exchanges: it needs none.
 func (t topology) queues() []queue {
-	qs := []queue{t.batchQueue(), t.fetchQueue(), t.replyQueue(), t.validationQueue(t.node)}
-	if t.node != MasterNode {
-		qs = append(qs, t.blockQueue(t.node))
+	switch t.node {
+	case RegistryNode:
+		return nil
+	case MasterNode:
+		return []queue{t.batchQueue(), t.fetchQueue(), t.replyQueue(), t.validationQueue(t.node)}
+	default:
+		return []queue{t.batchQueue(), t.fetchQueue(), t.replyQueue(), t.validationQueue(t.node),
+			t.blockQueue(t.node), t.registryQueue(t.node)}
 	}
-	return qs
 }
 
 func (t topology) declareExchanges(ch *amqp.Channel) error {
 	for _, ex := range []struct{ name, kind string }{
 		{t.master, amqp.ExchangeDirect}, {t.blocks, amqp.ExchangeFanout}, {t.valid, amqp.ExchangeFanout},
+		{t.registry, amqp.ExchangeFanout},
 	} {
 		if err := ch.ExchangeDeclare(ex.name, ex.kind, true, false, false, false, nil); err != nil {
 			return fmt.Errorf("declare exchange %s: %w", ex.name, err)
@@ -292,9 +323,12 @@ func (t topology) declareExchanges(ch *amqp.Channel) error {
 // publish only once a majority has it on disk; the reply queue holds only
 // answers a caller can ask for again, so a classic queue does.
 func (q queue) declare(ch *amqp.Channel) error {
-	var args amqp.Table
+	args := amqp.Table{}
 	if q.quorum {
-		args = amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}
+		args[amqp.QueueTypeArg] = amqp.QueueTypeQuorum
+	}
+	if q.ttl > 0 {
+		args[amqp.QueueMessageTTLArg] = q.ttl.Milliseconds()
 	}
 	if _, err := ch.QueueDeclare(q.name, true, false, false, false, args); err != nil {
 		return fmt.Errorf("declare queue %s: %w", q.name, err)
@@ -524,6 +558,20 @@ func (a *AMQP) PublishValidation(ctx context.Context, v *chain.Validation) error
 	_, err := a.publish(ctx, a.topo.valid, "", KindValidation, EncodeValidation(v), amqp.Publishing{DeliveryMode: amqp.Persistent})
 	if err != nil {
 		return fmt.Errorf("publish validation of block %d: %w", v.Height, err)
+	}
+	return nil
+}
+
+// PublishDeviceChange tells every hub that the registry changed a device's
+// status or token, persistent, and returns once RabbitMQ has confirmed it.
+// Hubs that have never connected have no queue yet and do not get it: they
+// have no connection or cached credential to drop.
+func (a *AMQP) PublishDeviceChange(ctx context.Context, uid string) error {
+	ctx, cancel := a.join(ctx)
+	defer cancel()
+	_, err := a.publish(ctx, a.topo.registry, "", KindDevice, EncodeDeviceChange(uid), amqp.Publishing{DeliveryMode: amqp.Persistent})
+	if err != nil {
+		return fmt.Errorf("publish change of device %q: %w", uid, err)
 	}
 	return nil
 }
@@ -791,6 +839,21 @@ func (a *AMQP) ConsumeValidations(ctx context.Context, name string, h Validation
 	})
 }
 
+// ConsumeDeviceChanges calls fn with the uid of every device change in this
+// hub's registry queue (name is the hub id), in order, until ctx ends; it
+// returns nil then, or ErrClosed after Close. Each change is acknowledged
+// after fn returns.
+func (a *AMQP) ConsumeDeviceChanges(ctx context.Context, name string, fn func(uid string)) error {
+	return a.consumeFanout(ctx, name, a.topo.registryQueue(name), func(_ context.Context, body []byte) error {
+		uid, err := DecodeDeviceChange(body)
+		if err != nil {
+			return err
+		}
+		fn(uid)
+		return nil
+	})
+}
+
 func (a *AMQP) consumeFanout(ctx context.Context, name string, q queue, h func(context.Context, []byte) error) error {
 	if name == "" || len(name) > maxNodeLength {
 		return fmt.Errorf("bus: consume %q: want a name of 1 to %d bytes", name, maxNodeLength)
@@ -995,4 +1058,37 @@ func isClosed(c chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// DeleteTopology removes the queues and exchanges of the network named
+// prefix for the given nodes (the master's are always removed): for tests,
+// and for operators retiring a network. Queues are deleted with whatever
+// they still hold.
+func DeleteTopology(url, prefix string, nodes []string) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return fmt.Errorf("delete topology %s: %w", prefix, err)
+	}
+	defer conn.Close()
+	topo := newTopology(prefix, MasterNode)
+	queues := []string{topo.batchQueue().name, topo.fetchQueue().name}
+	for _, id := range nodes {
+		queues = append(queues, newTopology(prefix, id).replyQueue().name, topo.blockQueue(id).name,
+			topo.validationQueue(id).name, topo.registryQueue(id).name)
+	}
+	queues = append(queues, newTopology(prefix, MasterNode).replyQueue().name, topo.validationQueue(MasterNode).name)
+	// One channel per operation: a failed one closes its channel.
+	for _, q := range queues {
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(q, false, false, false)
+			_ = ch.Close()
+		}
+	}
+	for _, ex := range []string{topo.master, topo.blocks, topo.valid, topo.registry} {
+		if ch, err := conn.Channel(); err == nil {
+			_ = ch.ExchangeDelete(ex, false, false)
+			_ = ch.Close()
+		}
+	}
+	return nil
 }

@@ -30,6 +30,8 @@ type node interface {
 	ServeBlocks(f BlockFetcher)
 	ConsumeBlocks(ctx context.Context, name string, h BlockHandler) error
 	ConsumeValidations(ctx context.Context, name string, h ValidationHandler) error
+	PublishDeviceChange(ctx context.Context, uid string) error
+	ConsumeDeviceChanges(ctx context.Context, name string, fn func(uid string)) error
 }
 
 var (
@@ -42,15 +44,25 @@ type testNet struct {
 	// node returns the bus the node with this id uses, opening it on
 	// first use.
 	node func(id string) node
-	// subscribed reports whether id's block (or validation) consumer is
-	// registered, so a test can publish knowing who will get it.
-	subscribed func(id string, blocks bool) bool
+	// subscribed reports whether id's consumer of a kind of message
+	// (blocks, validations or devices) is registered, so a test can
+	// publish knowing who will get it.
+	subscribed func(id string, kind subscription) bool
 	// stop closes id's bus as if its process went away; nil where a
 	// node's queue does not outlive its consumer (InProc).
 	stop func(id string)
 }
 
 type netFactory func(t testing.TB) *testNet
+
+// subscription is a kind of fan-out consumer.
+type subscription int
+
+const (
+	blocks subscription = iota
+	validations
+	devices
+)
 
 // TestContract runs one suite against every implementation of the bus.
 func TestContract(t *testing.T) {
@@ -72,6 +84,7 @@ func TestContract(t *testing.T) {
 				{"CancelUnblocks", testCancelUnblocks},
 				{"OneConsumerPerName", testOneConsumerPerName},
 				{"QueuedWhileAway", testQueuedWhileAway},
+				{"DeviceChangeFanout", testDeviceChangeFanout},
 			} {
 				t.Run(c.name, func(t *testing.T) { c.run(t, impl.make(t)) })
 			}
@@ -183,7 +196,7 @@ func testBlockFanout(t *testing.T, n *testNet) {
 				return nil
 			})
 		})
-		waitFor(t, hub+" subscribed", func() bool { return n.subscribed(hub, true) })
+		waitFor(t, hub+" subscribed", func() bool { return n.subscribed(hub, blocks) })
 	}
 	for h := uint64(0); h < 3; h++ {
 		if err := master.PublishBlock(context.Background(), testBlock(h)); err != nil {
@@ -209,7 +222,7 @@ func testValidationFanout(t *testing.T, n *testNet) {
 				return nil
 			})
 		})
-		waitFor(t, id+" subscribed", func() bool { return n.subscribed(id, false) })
+		waitFor(t, id+" subscribed", func() bool { return n.subscribed(id, validations) })
 	}
 	v := testValidation("hub-1", 5)
 	if err := n.node("hub-1").PublishValidation(context.Background(), v); err != nil {
@@ -239,7 +252,7 @@ func testHandlerErrorStillAcks(t *testing.T, n *testNet) {
 				return nil
 			})
 		})
-		waitFor(t, "hub-1 subscribed", func() bool { return n.subscribed("hub-1", true) })
+		waitFor(t, "hub-1 subscribed", func() bool { return n.subscribed("hub-1", blocks) })
 		return stop
 	}
 	expect := func(want uint64) {
@@ -298,15 +311,15 @@ func testCancelUnblocks(t *testing.T, n *testNet) {
 		t.Fatalf("FetchBlocks past its deadline = %v, want context.DeadlineExceeded", err)
 	}
 	// Consumers return nil when their context ends, even inside a handler.
-	for _, blocks := range []bool{true, false} {
+	for _, kind := range []subscription{blocks, validations} {
 		stop := startConsumer(t, func(ctx context.Context) error {
-			if blocks {
+			if kind == blocks {
 				return hub.ConsumeBlocks(ctx, "hub-1", func(ctx context.Context, _ *chain.Block) error { return stuck(ctx) })
 			}
 			return hub.ConsumeValidations(ctx, "hub-1", func(ctx context.Context, _ *chain.Validation) error { return stuck(ctx) })
 		})
-		waitFor(t, "subscribed", func() bool { return n.subscribed("hub-1", blocks) })
-		if blocks {
+		waitFor(t, "subscribed", func() bool { return n.subscribed("hub-1", kind) })
+		if kind == blocks {
 			_ = master.PublishBlock(context.Background(), testBlock(0))
 		} else {
 			_ = hub.PublishValidation(context.Background(), testValidation("hub-1", 0))
@@ -322,7 +335,7 @@ func testOneConsumerPerName(t *testing.T, n *testNet) {
 	startConsumer(t, func(ctx context.Context) error {
 		return hub.ConsumeBlocks(ctx, "hub-1", func(context.Context, *chain.Block) error { return nil })
 	})
-	waitFor(t, "hub-1 subscribed", func() bool { return n.subscribed("hub-1", true) })
+	waitFor(t, "hub-1 subscribed", func() bool { return n.subscribed("hub-1", blocks) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hub.ConsumeBlocks(ctx, "hub-1", nil); err == nil || ctx.Err() != nil {
@@ -357,19 +370,58 @@ func testQueuedWhileAway(t *testing.T, n *testNet) {
 	}
 }
 
+// The registry's device changes reach every hub, in order, each once.
+func testDeviceChangeFanout(t *testing.T, n *testNet) {
+	hubs := []string{"hub-1", "hub-2"}
+	got := map[string]chan string{}
+	for _, hub := range hubs {
+		c := make(chan string, 10)
+		got[hub] = c
+		startConsumer(t, func(ctx context.Context) error {
+			return n.node(hub).ConsumeDeviceChanges(ctx, hub, func(uid string) { c <- uid })
+		})
+		waitFor(t, hub+" subscribed", func() bool { return n.subscribed(hub, devices) })
+	}
+	reg := n.node(RegistryNode)
+	uids := []string{"dev-1", "dev-2", "dev-1"}
+	for _, uid := range uids {
+		if err := reg.PublishDeviceChange(context.Background(), uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, hub := range hubs {
+		for _, want := range uids {
+			if uid := recv(t, got[hub], hub+" device change"); uid != want {
+				t.Fatalf("%s got change of %q, want %q", hub, uid, want)
+			}
+		}
+	}
+	for _, hub := range hubs {
+		select {
+		case uid := <-got[hub]:
+			t.Fatalf("%s got an extra change of %q", hub, uid)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // ---- implementations ----
 
 func newInProcNet(testing.TB) *testNet {
 	b := NewInProc()
 	return &testNet{
 		node: func(string) node { return b },
-		subscribed: func(id string, blocks bool) bool {
+		subscribed: func(id string, kind subscription) bool {
 			b.mu.RLock()
 			defer b.mu.RUnlock()
-			if blocks {
+			switch kind {
+			case blocks:
 				return b.blockSubs[id] != nil
+			case validations:
+				return b.validations[id] != nil
+			default:
+				return b.devices[id] != nil
 			}
-			return b.validations[id] != nil
 		},
 	}
 }
@@ -421,11 +473,14 @@ func newAMQPNet(t testing.TB) *testNet {
 	})
 	return &testNet{
 		node: func(id string) node { return get(id) },
-		subscribed: func(id string, blocks bool) bool {
+		subscribed: func(id string, kind subscription) bool {
 			a := get(id)
 			q := a.topo.validationQueue(id)
-			if blocks {
+			switch kind {
+			case blocks:
 				q = a.topo.blockQueue(id)
+			case devices:
+				q = a.topo.registryQueue(id)
 			}
 			a.mu.Lock()
 			defer a.mu.Unlock()
@@ -465,29 +520,8 @@ func testAMQPURL(t testing.TB) string {
 
 // deleteTopology removes every queue and exchange a test network made.
 func deleteTopology(t testing.TB, url, prefix string, nodes []string) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
+	if err := DeleteTopology(url, prefix, nodes); err != nil {
 		t.Errorf("clean up %s: %v", prefix, err)
-		return
-	}
-	defer conn.Close()
-	topo := newTopology(prefix, MasterNode)
-	queues := []string{topo.batchQueue().name, topo.fetchQueue().name}
-	for _, id := range nodes {
-		queues = append(queues, newTopology(prefix, id).replyQueue().name, topo.blockQueue(id).name, topo.validationQueue(id).name)
-	}
-	// One channel per operation: a failed one closes its channel.
-	for _, q := range queues {
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(q, false, false, false)
-			_ = ch.Close()
-		}
-	}
-	for _, ex := range []string{topo.master, topo.blocks, topo.valid} {
-		if ch, err := conn.Channel(); err == nil {
-			_ = ch.ExchangeDelete(ex, false, false)
-			_ = ch.Close()
-		}
 	}
 }
 

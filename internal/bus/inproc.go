@@ -22,6 +22,7 @@ type InProc struct {
 	fetch       BlockFetcher
 	blockSubs   map[string]chan *chain.Block
 	validations map[string]chan *chain.Validation
+	devices     map[string]chan string
 }
 
 // QueueDepth bounds each subscriber's queue.
@@ -29,7 +30,11 @@ const QueueDepth = 256
 
 // NewInProc returns an empty in-process bus.
 func NewInProc() *InProc {
-	return &InProc{blockSubs: map[string]chan *chain.Block{}, validations: map[string]chan *chain.Validation{}}
+	return &InProc{
+		blockSubs:   map[string]chan *chain.Block{},
+		validations: map[string]chan *chain.Validation{},
+		devices:     map[string]chan string{},
+	}
 }
 
 // HandleBatches registers the master's batch handler.
@@ -80,6 +85,12 @@ func (b *InProc) PublishValidation(ctx context.Context, v *chain.Validation) err
 	return fanout(ctx, &b.mu, b.validations, v)
 }
 
+// PublishDeviceChange tells every subscribed hub that the registry changed
+// a device's status or token.
+func (b *InProc) PublishDeviceChange(ctx context.Context, uid string) error {
+	return fanout(ctx, &b.mu, b.devices, uid)
+}
+
 // fanout queues m for every subscriber in subs, waiting while a queue is
 // full, so a slow subscriber pushes back on the publisher.
 func fanout[T any](ctx context.Context, mu *sync.RWMutex, subs map[string]chan T, m T) error {
@@ -119,6 +130,17 @@ func (b *InProc) ConsumeValidations(ctx context.Context, name string, h Validati
 	}
 	defer unsubscribe(&b.mu, b.validations, name)
 	return consume(ctx, c, func(v *chain.Validation) { _ = h(ctx, v) })
+}
+
+// ConsumeDeviceChanges calls fn with the uid of every device the registry
+// changes, until ctx ends.
+func (b *InProc) ConsumeDeviceChanges(ctx context.Context, name string, fn func(uid string)) error {
+	c := make(chan string, QueueDepth)
+	if err := subscribe(&b.mu, b.devices, name, c); err != nil {
+		return err
+	}
+	defer unsubscribe(&b.mu, b.devices, name)
+	return consume(ctx, c, fn)
 }
 
 func subscribe[T any](mu *sync.RWMutex, m map[string]chan T, name string, c chan T) error {

@@ -20,6 +20,7 @@ package bus
 //	5 fetch      = from:u64  max:u32
 //	6 blocks     = count:u32  block*count        (each a block body as in kind 3, without version and kind)
 //	7 error      = class:u8  message:string     (class 1: the request failed a check and never will pass; 0: any other failure)
+//	8 device     = device_uid:string             (the registry changed this device's status or token)
 //
 // A block's header is the 182 header bytes of SPEC.md (chain.Header.Encode),
 // so a node that receives a block hashes exactly the bytes the master signed.
@@ -55,11 +56,12 @@ const (
 	KindFetch      byte = 5
 	KindBlocks     byte = 6
 	KindError      byte = 7
+	KindDevice     byte = 8
 )
 
 var kindNames = map[byte]string{
 	KindBatch: "batch", KindRefusals: "refusals", KindBlock: "block", KindValidation: "validation",
-	KindFetch: "fetch", KindBlocks: "blocks", KindError: "error",
+	KindFetch: "fetch", KindBlocks: "blocks", KindError: "error", KindDevice: "device",
 }
 
 // KindName returns the name of a message kind, as carried in the AMQP
@@ -268,6 +270,23 @@ func DecodeError(p []byte) (*RemoteError, error) {
 		return nil, err
 	}
 	return &RemoteError{Invalid: class == 1, Msg: msg}, nil
+}
+
+// EncodeDeviceChange encodes the registry's notice that a device changed.
+func EncodeDeviceChange(uid string) []byte {
+	w := newWriter(KindDevice, 4+len(uid))
+	w.bytes([]byte(uid))
+	return w.b
+}
+
+// DecodeDeviceChange decodes a device change notice.
+func DecodeDeviceChange(p []byte) (string, error) {
+	r := newReader(p, KindDevice)
+	uid := string(r.bytes("device_uid"))
+	if err := r.end(); err != nil {
+		return "", err
+	}
+	return uid, nil
 }
 
 // PeekKind returns a message's kind after checking its version, so a reply

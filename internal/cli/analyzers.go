@@ -57,12 +57,7 @@ func runAnalyzers(ctx context.Context, env Env, args []string) error {
 		if *file == "" {
 			return usagef("analyzers set: --file is required")
 		}
-		var cfg []byte
-		if *file == "-" {
-			cfg, err = io.ReadAll(os.Stdin)
-		} else {
-			cfg, err = os.ReadFile(*file)
-		}
+		cfg, err := readFile(*file)
 		if err != nil {
 			return fmt.Errorf("analyzers set: %w", err)
 		}
@@ -77,6 +72,14 @@ func runAnalyzers(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return usagef("analyzers: unknown command %q (show, set)", sub)
+}
+
+// readFile reads a file, or standard input for "-".
+func readFile(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
 }
 
 // apiPost POSTs a JSON body with a bearer token; a non-2xx answer is an

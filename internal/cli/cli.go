@@ -33,6 +33,9 @@ type command struct {
 
 var commands = map[string]command{
 	"up":        {"run the whole network in one process", runUp},
+	"master":    {"run the master node alone, over RabbitMQ", runMaster},
+	"hub":       {"run one hub node alone, over RabbitMQ", runHub},
+	"registry":  {"run the device registry alone (device API, hub logins, changes over RabbitMQ)", runRegistry},
 	"analyzers": {"show or change the analyzer configuration recorded on the chain", runAnalyzers},
 	"device":    {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},
 	"verify":    {"verify a proof (verify proof) or a whole data dir (verify data) offline", runVerify},

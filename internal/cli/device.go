@@ -179,17 +179,21 @@ func listAll(ctx context.Context, c *registry.Client, f registry.ListFilter) ([]
 }
 
 // operatorToken returns CISSAN_TOKEN if set, else the content of path.
-func operatorToken(path string) (string, error) {
-	if tok := strings.TrimSpace(os.Getenv("CISSAN_TOKEN")); tok != "" {
+func operatorToken(path string) (string, error) { return tokenFrom("CISSAN_TOKEN", path) }
+
+// tokenFrom returns the environment variable env if set, else the content
+// of path.
+func tokenFrom(env, path string) (string, error) {
+	if tok := strings.TrimSpace(os.Getenv(env)); tok != "" {
 		return tok, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("operator token: %w (set --token-file or CISSAN_TOKEN)", err)
+		return "", fmt.Errorf("token: %w (set the token file flag or %s)", err, env)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("operator token: %s is empty", path)
+		return "", fmt.Errorf("token: %s is empty", path)
 	}
 	return tok, nil
 }

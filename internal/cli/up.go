@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,20 +64,9 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	initial := analyze.Config{Range: rules}
-	switch {
-	case *analyzersFile != "" && len(rules) > 0:
-		return usagef("--analyzers and --range cannot be combined")
-	case *analyzersFile != "":
-		b, err := os.ReadFile(*analyzersFile)
-		if err != nil {
-			return err
-		}
-		if initial, err = analyze.ParseConfig(b); err != nil {
-			return fmt.Errorf("%s: %w", *analyzersFile, err)
-		}
-	case len(rules) == 0:
-		initial.Range = analyze.DefaultRangeRules()
+	initial, err := initialAnalyzers(*analyzersFile, rules)
+	if err != nil {
+		return err
 	}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload

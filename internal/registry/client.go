@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,15 +32,21 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("registry api: %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
 }
 
+// ErrUnreachable is a registry that did not answer: a network error, a
+// timeout, or a 5xx status. The same request may well succeed later.
+var ErrUnreachable = errors.New("registry unreachable")
+
 // Unwrap maps the status to the registry's sentinel where only one fits, so
 // that errors.Is works across the wire for the common cases. A 409 may be
 // ErrExists or ErrRevoked; tell them apart by the operation.
 func (e *APIError) Unwrap() error {
-	switch e.StatusCode {
-	case http.StatusNotFound:
+	switch {
+	case e.StatusCode == http.StatusNotFound:
 		return ErrNotFound
-	case http.StatusBadRequest:
+	case e.StatusCode == http.StatusBadRequest:
 		return ErrInvalid
+	case e.StatusCode >= 500:
+		return ErrUnreachable
 	}
 	return nil
 }
@@ -149,12 +156,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("registry api: %w", err)
+		return fmt.Errorf("registry api: %w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("registry api: %s %s: read answer: %w", method, path, err)
+		return fmt.Errorf("registry api: %s %s: read answer: %w: %w", method, path, ErrUnreachable, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var eb errorBody

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"cissan/internal/bus"
+	"cissan/internal/registry"
+	"cissan/internal/sim"
+)
+
+// amqpURL returns the RabbitMQ the tests use, skipping (or, under CI,
+// failing) when none answers.
+func amqpURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("CISSAN_TEST_AMQP_URL")
+	if u == "" {
+		u = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	c, err := net.DialTimeout("tcp", "127.0.0.1:5672", 2*time.Second)
+	if err != nil && !strings.Contains(u, "@127.0.0.1:5672") {
+		return u // another broker: let the nodes report
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("RabbitMQ is not running on 127.0.0.1:5672 (.ci/run starts it): %v", err)
+		}
+		t.Skipf("RabbitMQ is not running on 127.0.0.1:5672: %v", err)
+	}
+	c.Close()
+	return u
+}
+
+// roleNet is registry, master and hubs as separate processes over RabbitMQ,
+// laid out as a `cissan up` data dir so that `cissan verify data` reads it.
+type roleNet struct {
+	t                      *testing.T
+	bin, root, logs        string
+	amqp, prefix           string
+	registryAPI, masterAPI string
+	masterToken            string
+	hubIDs                 []string
+	hubMQTT, hubAPI        []string
+	hubArgs                [][]string
+	procs                  map[string]*proc
+	runs                   int
+}
+
+func startRoleNet(t *testing.T, hubs int) *roleNet {
+	t.Helper()
+	n := &roleNet{t: t, bin: cissanBin(t), root: filepath.Join(t.TempDir(), "data"), logs: t.TempDir(),
+		amqp: amqpURL(t), procs: map[string]*proc{}}
+	var r [6]byte
+	rand.Read(r[:])
+	n.prefix = "cissan-test-" + hex.EncodeToString(r[:])
+	t.Cleanup(func() {
+		if err := bus.DeleteTopology(n.amqp, n.prefix, n.hubIDs); err != nil {
+			t.Errorf("clean up RabbitMQ: %v", err)
+		}
+	})
+	port := func() string { return "127.0.0.1:" + strconv.Itoa(freePort(t)) }
+
+	regAddr := port()
+	n.registryAPI = "http://" + regAddr
+	n.start("registry", "registry", "--data-dir", filepath.Join(n.root, "registry"), "--http-addr", regAddr,
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix)
+	waitHTTP(t, n.procs["registry"], n.registryAPI+"/v1/devices")
+
+	var hubFlags []string
+	for i := 1; i <= hubs; i++ {
+		id := fmt.Sprintf("hub-%d", i)
+		out, err := exec.Command(n.bin, "hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--print-key").Output()
+		if err != nil {
+			t.Fatalf("hub --print-key: %v", err)
+		}
+		hubFlags = append(hubFlags, "--hub", strings.TrimSpace(string(out)))
+		n.hubIDs = append(n.hubIDs, id)
+	}
+	masterAddr := port()
+	n.masterAPI = "http://" + masterAddr
+	n.start("master", append([]string{"master", "--data-dir", filepath.Join(n.root, "master"), "--http-addr", masterAddr,
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms"}, hubFlags...)...)
+	waitReady(t, n.procs["master"], n.masterAPI)
+	tok, err := os.ReadFile(filepath.Join(n.root, "master", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.masterToken = strings.TrimSpace(string(tok))
+	// verify data reads network.json at the top of the data dir.
+	nj, err := os.ReadFile(filepath.Join(n.root, "master", "network.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.root, "network.json"), nj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range n.hubIDs {
+		mqtt, api := port(), port()
+		n.hubMQTT = append(n.hubMQTT, mqtt)
+		n.hubAPI = append(n.hubAPI, "http://"+api)
+		args := []string{"hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--network", filepath.Join(n.root, "network.json"),
+			"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--registry-url", n.registryAPI,
+			"--registry-token-file", filepath.Join(n.root, "registry", "admin.token"), "--mqtt-addr", mqtt, "--http-addr", api}
+		n.hubArgs = append(n.hubArgs, args)
+		n.start(id, args...)
+		waitReady(t, n.procs[id], "http://"+api)
+	}
+	return n
+}
+
+func (n *roleNet) start(name string, args ...string) {
+	n.runs++
+	n.procs[name] = startProc(n.t, n.bin, filepath.Join(n.logs, fmt.Sprintf("%02d-%s.stderr", n.runs, name)), args...)
+}
+
+// waitHTTP waits until url answers at all (any status).
+func waitHTTP(t *testing.T, p *proc, url string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if p.exited() {
+			t.Fatalf("process exited before it was ready: %v\nstderr:\n%s", p.err, p.tail())
+		}
+		if resp, err := httpc.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	t.Fatalf("%s did not answer within 30s\nstderr:\n%s", url, p.tail())
+}
+
+// devices registers n devices and connects them round robin to the hubs.
+func (n *roleNet) devices(count int) []*sim.Device {
+	n.t.Helper()
+	tok, err := os.ReadFile(filepath.Join(n.root, "registry", "admin.token"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	reg := &registry.Client{BaseURL: n.registryAPI, Token: strings.TrimSpace(string(tok))}
+	var devs []*sim.Device
+	for i := 0; i < count; i++ {
+		uid := fmt.Sprintf("dev-%d", i)
+		_, dt, err := reg.Add(context.Background(), "fleet/site", uid)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		d, err := sim.Dial(context.Background(), n.hubMQTT[i%len(n.hubMQTT)], uid, "fleet/site", dt)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.t.Cleanup(func() { d.Close() })
+		devs = append(devs, d)
+	}
+	return devs
+}
+
+// sameChain waits until every hub has the master's chain and checks that
+// every node holds the very same block at every height.
+func (n *roleNet) sameChain() uint64 {
+	n.t.Helper()
+	var status struct {
+		Height uint64 `json:"height"`
+	}
+	if _, err := getJSON(n.masterAPI, n.masterToken, "/v1/status", &status); err != nil {
+		n.t.Fatal(err)
+	}
+	top := status.Height
+	for i, api := range n.hubAPI {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			var hs struct {
+				Height uint64 `json:"height"`
+			}
+			if _, err := getJSON(api, "", "/v1/status", &hs); err == nil && hs.Height >= top {
+				break
+			}
+			if time.Now().After(deadline) {
+				n.t.Fatalf("%s did not reach height %d\nstderr:\n%s", n.hubIDs[i], top, n.procs[n.hubIDs[i]].tail())
+			}
+		}
+	}
+	for h := uint64(0); h < top; h++ {
+		var want struct {
+			Hash string `json:"hash"`
+		}
+		if _, err := getJSON(n.masterAPI, "", fmt.Sprintf("/v1/blocks/%d", h), &want); err != nil {
+			n.t.Fatal(err)
+		}
+		for i, api := range n.hubAPI {
+			var got struct {
+				Hash string `json:"hash"`
+			}
+			if _, err := getJSON(api, "", fmt.Sprintf("/v1/blocks/%d", h), &got); err != nil {
+				n.t.Fatal(err)
+			}
+			if got.Hash != want.Hash {
+				n.t.Fatalf("block %d: %s holds %s, the master %s", h, n.hubIDs[i], got.Hash, want.Hash)
+			}
+		}
+	}
+	return top
+}
+
+// TestRolesOverRabbitMQ runs registry, master and three hubs as separate
+// processes talking over RabbitMQ: devices publish to every hub at once,
+// one hub is killed with SIGKILL under load and restarted, and in the end
+// every acknowledged event is final exactly once, every node holds the
+// same chain, and verify data passes on every node.
+func TestRolesOverRabbitMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five processes")
+	}
+	n := startRoleNet(t, 3)
+	devs := n.devices(9)
+	acked := &ackSet{uids: map[string]bool{}}
+	var st loadStats
+
+	load := func(d time.Duration, devs []*sim.Device) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		publishLoad(ctx, devs, 2, acked, &st).Wait()
+	}
+	load(1500*time.Millisecond, devs)
+	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 30*time.Second)
+	t.Logf("round 1: %d events acknowledged and final", acked.len())
+
+	// SIGKILL hub-2 while every device publishes; its devices' connections
+	// drop, the others go on. Then restart it.
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := publishLoad(ctx, devs, 2, acked, &st)
+	time.Sleep(800 * time.Millisecond)
+	n.procs["hub-2"].kill(t)
+	time.Sleep(700 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	n.start("hub-2", n.hubArgs[1]...)
+	waitReady(t, n.procs["hub-2"], n.hubAPI[1])
+	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 60*time.Second)
+	t.Logf("round 2: %d events acknowledged and final after hub-2 was killed and restarted", acked.len())
+	if st.refused > 0 {
+		t.Fatalf("%d publishes refused, e.g. %s", st.refused, st.firstRefusal)
+	}
+
+	top := n.sameChain()
+	for _, name := range append([]string{"registry"}, n.hubIDs...) {
+		n.procs[name].stop(t)
+	}
+	n.procs["master"].stop(t)
+	counts := countChainUIDs(t, filepath.Join(n.root, "master"))
+	for uid, c := range counts {
+		if c > 1 {
+			t.Fatalf("event %s logged %d times", uid, c)
+		}
+	}
+	for _, uid := range acked.list() {
+		if counts[uid] != 1 {
+			t.Fatalf("acknowledged event %s is not in the chain", uid)
+		}
+	}
+	out, err := exec.Command(n.bin, "verify", "data", "--data-dir", n.root).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("verify data: %v\n%s", err, out)
+	}
+	t.Logf("%d blocks identical on the master and %d hubs; %d events exactly once", top, len(n.hubIDs), len(counts))
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"cissan/internal/api"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/config"
+	"cissan/internal/event"
+	"cissan/internal/hub"
+	"cissan/internal/identity"
+	"cissan/internal/ledger"
+	"cissan/internal/registry"
+)
+
+// runHub runs one hub alone: its MQTT broker for devices, its chain copy,
+// RabbitMQ to the master, and the registry over HTTP for logins.
+func runHub(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	id := fs.String("id", "", "this hub's id, as network.json names it (required)")
+	dataDir := fs.String("data-dir", "", "hub.key, chain/ and index.db (default ./data/ID)")
+	printKey := fs.Bool("print-key", false, "print this hub's public key (creating its key if needed) and exit; give it to the master operator")
+	network := fs.String("network", "", "network.json from the master (GET /v1/network) (required)")
+	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (required)")
+	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue of this network")
+	registryURL := fs.String("registry-url", "http://127.0.0.1:8081", "device registry's HTTP API")
+	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry (CISSAN_REGISTRY_TOKEN overrides)")
+	credTTL := fs.Duration("credential-cache", time.Hour, "how long a device's last good login is honoured while the registry is unreachable")
+	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices")
+	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
+	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
+	if err := parseRoleFlags(fs, env, args); err != nil {
+		return err
+	}
+	tlsCfg, err := amqpTLS.Config()
+	if err != nil {
+		return usagef("hub: %v", err)
+	}
+	switch *id {
+	case "":
+		return usagef("hub: --id is required")
+	case bus.MasterNode, bus.RegistryNode:
+		return usagef("hub: --id %q is reserved for the %s", *id, *id)
+	}
+	if *dataDir == "" {
+		*dataDir = filepath.Join("data", *id)
+	}
+	key, err := identity.LoadOrCreateKey(filepath.Join(*dataDir, "hub.key"))
+	if err != nil {
+		return err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	if *printKey {
+		fmt.Fprintf(env.Stdout, "%s=%s\n", *id, hex.EncodeToString(pub))
+		return nil
+	}
+	if *network == "" || *amqpURL == "" {
+		return usagef("hub: --network and --amqp-url are required")
+	}
+	netw, err := chain.LoadNetwork(*network)
+	if err != nil {
+		return err
+	}
+	if hi := netw.Hub(*id); hi == nil || !hi.PublicKey.Equal(pub) {
+		return fmt.Errorf("%s does not enrol hub %q with this hub's key %x (run cissan hub --print-key and give it to the master operator)", *network, *id, []byte(pub))
+	}
+	log, err := newLogger(env, *logLevel)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
+	if err != nil {
+		return err
+	}
+	lim := event.DefaultLimits()
+	lim.MaxPayload = *maxPayload
+	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: lim, Log: log})
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	b, err := bus.DialAMQP(ctx, bus.AMQPConfig{URL: *amqpURL, TLS: tlsCfg, Prefix: *amqpPrefix, Node: *id, Log: log})
+	if err != nil {
+		return fmt.Errorf("--amqp-url: %w", err)
+	}
+	defer b.Close()
+	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); h.Close(); wg.Wait() }()
+	if err := h.Start(ctx); err != nil {
+		return fmt.Errorf("%w (change --mqtt-addr)", err)
+	}
+	run(func() { _ = b.ConsumeBlocks(ctx, *id, h.HandleBlock) })
+	run(func() { _ = b.ConsumeValidations(ctx, *id, h.HandleValidation) })
+	run(func() {
+		_ = b.ConsumeDeviceChanges(ctx, *id, func(uid string) {
+			creds.Invalidate(uid)
+			h.DeviceChanged(uid)
+		})
+	})
+	if *httpAddr != "" {
+		token, err := registry.LoadOrCreateOperatorToken(filepath.Join(*dataDir, "admin.token"))
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Log: log}, mux)
+		stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("hub up", "hub", *id, "mqtt", h.MQTTAddr(), "network_id", netw.ID.String(), "data_dir", *dataDir)
+	fmt.Fprintf(env.Stdout, "cissan hub %s is up: MQTT %s, network %s\n", *id, h.MQTTAddr(), netw.ID)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}

@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"cissan/internal/analyze"
+	"cissan/internal/api"
+	"cissan/internal/bus"
+	"cissan/internal/chain"
+	"cissan/internal/config"
+	"cissan/internal/event"
+	"cissan/internal/identity"
+	"cissan/internal/ledger"
+	"cissan/internal/master"
+	"cissan/internal/registry"
+)
+
+// hubFlags collects repeated --hub id=PUBLIC_KEY_HEX.
+type hubFlags []chain.HubInfo
+
+func (h *hubFlags) String() string { return fmt.Sprint(len(*h), " hubs") }
+
+func (h *hubFlags) Set(s string) error {
+	id, key, ok := strings.Cut(s, "=")
+	if !ok || id == "" {
+		return errors.New("want id=PUBLIC_KEY_HEX (cissan hub --print-key shows a hub's key)")
+	}
+	if id == bus.MasterNode || id == bus.RegistryNode {
+		return fmt.Errorf("hub id %q is reserved", id)
+	}
+	b, err := hex.DecodeString(key)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return fmt.Errorf("hub %s: public key must be %d hex-encoded bytes", id, ed25519.PublicKeySize)
+	}
+	for _, o := range *h {
+		if o.ID == id {
+			return fmt.Errorf("hub %s given twice", id)
+		}
+	}
+	*h = append(*h, chain.HubInfo{ID: id, PublicKey: b})
+	return nil
+}
+
+// runMaster runs the master node alone, talking to hubs over RabbitMQ.
+func runMaster(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("master", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "./data/master", "master.key, network.json, admin.token, chain/ and index.db")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address")
+	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (required)")
+	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue of this network")
+	interval := fs.Duration("block-interval", time.Second, "time between blocks")
+	analyzersFile := fs.String("analyzers", "", "analyzer configuration JSON for a new chain's first block (default: the range rules of cissan up)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
+	var hubs hubFlags
+	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
+	if err := parseRoleFlags(fs, env, args); err != nil {
+		return err
+	}
+	tlsCfg, err := amqpTLS.Config()
+	if err != nil {
+		return usagef("master: %v", err)
+	}
+	if *amqpURL == "" {
+		return usagef("master: --amqp-url is required")
+	}
+	if len(hubs) == 0 {
+		return usagef("master: at least one --hub id=PUBLIC_KEY_HEX is required")
+	}
+	log, err := newLogger(env, *logLevel)
+	if err != nil {
+		return err
+	}
+	initial, err := initialAnalyzers(*analyzersFile, nil)
+	if err != nil {
+		return err
+	}
+	key, err := identity.LoadOrCreateKey(filepath.Join(*dataDir, "master.key"))
+	if err != nil {
+		return err
+	}
+	netw, err := identity.LoadOrCreateNetwork(filepath.Join(*dataDir, "network.json"), key.Public().(ed25519.PublicKey), hubs)
+	if err != nil {
+		return err
+	}
+	token, err := registry.LoadOrCreateOperatorToken(filepath.Join(*dataDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: event.DefaultLimits(), Log: log})
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	b, err := bus.DialAMQP(ctx, bus.AMQPConfig{URL: *amqpURL, TLS: tlsCfg, Prefix: *amqpPrefix, Node: bus.MasterNode, Log: log})
+	if err != nil {
+		return fmt.Errorf("--amqp-url: %w", err)
+	}
+	defer b.Close()
+	m, err := master.New(master.Config{Ledger: led, Key: key, Bus: b, BlockInterval: *interval, Log: log.With("node", "master"), Analyzers: &initial})
+	if err != nil {
+		return err
+	}
+	b.HandleBatches(m.HandleBatch)
+	b.ServeBlocks(m.FetchBlocks)
+
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	run(func() { _ = b.ConsumeValidations(ctx, bus.MasterNode, m.HandleValidation) })
+	mux := http.NewServeMux()
+	api.Handler(api.Config{
+		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
+		Master: m, Log: log,
+		Status: func(context.Context) map[string]any {
+			return map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize()}}}
+		},
+	}, mux)
+	stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	run(func() { _ = m.Run(ctx) })
+	log.Info("master up", "network_id", netw.ID.String(), "api", *httpAddr, "hubs", len(hubs), "data_dir", *dataDir)
+	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s, network.json %s\n", netw.ID, *httpAddr, filepath.Join(*dataDir, "network.json"))
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+// serve listens on addr (naming flag in the error when it cannot) and
+// serves h until ctx ends; stop shuts the server down.
+func serve(ctx context.Context, addr, flag string, h http.Handler, run func(func())) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (change %s)", addr, err, flag)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	run(func() { _ = srv.Serve(ln) })
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// initialAnalyzers reads an analyzer configuration file, or builds one
+// from range rules, or falls back to the default range rules.
+func initialAnalyzers(file string, rules []analyze.RangeRule) (analyze.Config, error) {
+	switch {
+	case file != "" && len(rules) > 0:
+		return analyze.Config{}, usagef("--analyzers and --range cannot be combined")
+	case file != "":
+		b, err := readFile(file)
+		if err != nil {
+			return analyze.Config{}, err
+		}
+		cfg, err := analyze.ParseConfig(b)
+		if err != nil {
+			return analyze.Config{}, fmt.Errorf("%s: %w", file, err)
+		}
+		return cfg, nil
+	case len(rules) > 0:
+		return analyze.Config{Range: rules}, nil
+	}
+	return analyze.Config{Range: analyze.DefaultRangeRules()}, nil
+}
