@@ -52,6 +52,7 @@ type roleNet struct {
 	hubIDs                 []string
 	hubMQTT, hubAPI        []string
 	hubArgs                [][]string
+	masterArgs             []string
 	procs                  map[string]*proc
 	runs                   int
 }
@@ -88,8 +89,9 @@ func startRoleNet(t *testing.T, hubs int) *roleNet {
 	}
 	masterAddr := port()
 	n.masterAPI = "http://" + masterAddr
-	n.start("master", append([]string{"master", "--data-dir", filepath.Join(n.root, "master"), "--http-addr", masterAddr,
-		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms"}, hubFlags...)...)
+	n.masterArgs = append([]string{"master", "--data-dir", filepath.Join(n.root, "master"), "--http-addr", masterAddr,
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms"}, hubFlags...)
+	n.start("master", n.masterArgs...)
 	waitReady(t, n.procs["master"], n.masterAPI)
 	tok, err := os.ReadFile(filepath.Join(n.root, "master", "admin.token"))
 	if err != nil {
@@ -210,46 +212,12 @@ func (n *roleNet) sameChain() uint64 {
 	return top
 }
 
-// TestRolesOverRabbitMQ runs registry, master and three hubs as separate
-// processes talking over RabbitMQ: devices publish to every hub at once,
-// one hub is killed with SIGKILL under load and restarted, and in the end
-// every acknowledged event is final exactly once, every node holds the
-// same chain, and verify data passes on every node.
-func TestRolesOverRabbitMQ(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs five processes")
-	}
-	n := startRoleNet(t, 3)
-	devs := n.devices(9)
-	acked := &ackSet{uids: map[string]bool{}}
-	var st loadStats
-
-	load := func(d time.Duration, devs []*sim.Device) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		publishLoad(ctx, devs, 2, acked, &st).Wait()
-	}
-	load(1500*time.Millisecond, devs)
-	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 30*time.Second)
-	t.Logf("round 1: %d events acknowledged and final", acked.len())
-
-	// SIGKILL hub-2 while every device publishes; its devices' connections
-	// drop, the others go on. Then restart it.
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := publishLoad(ctx, devs, 2, acked, &st)
-	time.Sleep(800 * time.Millisecond)
-	n.procs["hub-2"].kill(t)
-	time.Sleep(700 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	n.start("hub-2", n.hubArgs[1]...)
-	waitReady(t, n.procs["hub-2"], n.hubAPI[1])
-	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 60*time.Second)
-	t.Logf("round 2: %d events acknowledged and final after hub-2 was killed and restarted", acked.len())
-	if st.refused > 0 {
-		t.Fatalf("%d publishes refused, e.g. %s", st.refused, st.firstRefusal)
-	}
-
+// finish stops every process, then checks that every acknowledged event
+// is in the master's chain exactly once and that verify data passes on
+// every node.
+func (n *roleNet) finish(acked *ackSet) {
+	t := n.t
+	t.Helper()
 	top := n.sameChain()
 	for _, name := range append([]string{"registry"}, n.hubIDs...) {
 		n.procs[name].stop(t)
@@ -271,4 +239,74 @@ func TestRolesOverRabbitMQ(t *testing.T) {
 		t.Fatalf("verify data: %v\n%s", err, out)
 	}
 	t.Logf("%d blocks identical on the master and %d hubs; %d events exactly once", top, len(n.hubIDs), len(counts))
+}
+
+// restart starts a stopped or killed node again with its arguments.
+func (n *roleNet) restart(name string, args []string, api string) {
+	n.t.Helper()
+	n.start(name, args...)
+	waitReady(n.t, n.procs[name], api)
+}
+
+// TestRolesOverRabbitMQ runs registry, master and three hubs as separate
+// processes talking over RabbitMQ, with devices publishing to every hub at
+// once, through one fault per subtest. Each ends with every acknowledged
+// event final exactly once, the same chain on every node, and verify data
+// passing on every node.
+func TestRolesOverRabbitMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five processes")
+	}
+	faults := []struct {
+		name  string
+		fault func(n *roleNet, load func(time.Duration))
+	}{
+		{"no fault", func(n *roleNet, load func(time.Duration)) { load(1500 * time.Millisecond) }},
+		{"hub killed under load", func(n *roleNet, load func(time.Duration)) {
+			n.during(load, func() { n.procs["hub-2"].kill(n.t) })
+			n.restart("hub-2", n.hubArgs[1], n.hubAPI[1])
+		}},
+		{"master killed under load", func(n *roleNet, load func(time.Duration)) {
+			n.during(load, func() { n.procs["master"].kill(n.t) })
+			n.restart("master", n.masterArgs, n.masterAPI)
+		}},
+		{"hub offline for many blocks", func(n *roleNet, load func(time.Duration)) {
+			n.procs["hub-3"].stop(n.t)
+			load(2 * time.Second) // hub-3's devices fail; the others go on
+			n.restart("hub-3", n.hubArgs[2], n.hubAPI[2])
+		}},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			n := startRoleNet(t, 3)
+			devs := n.devices(9)
+			acked := &ackSet{uids: map[string]bool{}}
+			var st loadStats
+			start := time.Now()
+			f.fault(n, func(d time.Duration) {
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				defer cancel()
+				publishLoad(ctx, devs, 2, acked, &st).Wait()
+			})
+			waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 60*time.Second)
+			t.Logf("%d events acknowledged and final %v after the first publish", acked.len(), time.Since(start).Round(time.Millisecond))
+			if st.refused > 0 {
+				t.Fatalf("%d publishes refused, e.g. %s", st.refused, st.firstRefusal)
+			}
+			n.finish(acked)
+		})
+	}
+}
+
+// during runs fault while every device publishes, then lets the load go on
+// a little longer.
+func (n *roleNet) during(load func(time.Duration), fault func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		load(1500 * time.Millisecond)
+	}()
+	time.Sleep(700 * time.Millisecond)
+	fault()
+	<-done
 }
