@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 }
 
 // cissanBin builds the binary once per test run.
-func cissanBin(t *testing.T) string {
+func cissanBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "cissan-bin-")
@@ -72,7 +72,7 @@ func cissanBin(t *testing.T) string {
 }
 
 // freePort returns a port nobody listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,7 +84,7 @@ func freePort(t *testing.T) int {
 
 // freePortPair returns a port p such that p and p+1 are both free, for a
 // two-hub network (the second hub listens on the first hub's port + 1).
-func freePortPair(t *testing.T) int {
+func freePortPair(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		a, err := net.Listen("tcp", "127.0.0.1:0")
@@ -111,7 +111,7 @@ type proc struct {
 	err    error // cmd.Wait's result, once done is closed
 }
 
-func startProc(t *testing.T, bin, stderrPath string, args ...string) *proc {
+func startProc(t testing.TB, bin, stderrPath string, args ...string) *proc {
 	t.Helper()
 	f, err := os.Create(stderrPath)
 	if err != nil {
@@ -163,7 +163,7 @@ func (p *proc) tail() string {
 // checkLog fails the test if the process logged a panic, a data race (a
 // binary built with -race) or an error: none belongs in a crash and
 // restart.
-func (p *proc) checkLog(t *testing.T) {
+func (p *proc) checkLog(t testing.TB) {
 	t.Helper()
 	b, err := os.ReadFile(p.stderr)
 	if err != nil {
@@ -177,7 +177,7 @@ func (p *proc) checkLog(t *testing.T) {
 }
 
 // kill SIGKILLs the process and waits for it to be gone.
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	if p.exited() {
 		t.Fatalf("cissan up exited by itself before the kill: %v\nstderr:\n%s", p.err, p.tail())
@@ -194,7 +194,7 @@ func (p *proc) kill(t *testing.T) {
 }
 
 // stop sends SIGTERM and requires a clean exit.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
@@ -213,7 +213,7 @@ func (p *proc) stop(t *testing.T) {
 var httpc = &http.Client{Timeout: 10 * time.Second}
 
 // waitReady waits until GET /v1/status answers 200.
-func waitReady(t *testing.T, p *proc, api string) {
+func waitReady(t testing.TB, p *proc, api string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -346,7 +346,7 @@ func publishLoad(ctx context.Context, devs []*sim.Device, perDevice int, acked *
 func hubTopic(uid string) string { return "devices/" + uid + "/events" }
 
 // waitFinal waits until GET /v1/events/{uid} reports every uid as final.
-func waitFinal(t *testing.T, p *proc, api, token string, uids []string, within time.Duration) {
+func waitFinal(t testing.TB, p *proc, api, token string, uids []string, within time.Duration) {
 	t.Helper()
 	left := map[string]string{}
 	for _, u := range uids {
@@ -587,7 +587,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 }
 
 // countChainUIDs counts the uid of every entry stored in a node's chain.
-func countChainUIDs(t *testing.T, nodeDir string) map[string]int {
+func countChainUIDs(t testing.TB, nodeDir string) map[string]int {
 	t.Helper()
 	st, err := store.Open(ledger.StorePath(nodeDir), store.Options{ReadOnly: true})
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 
 // amqpURL returns the RabbitMQ the tests use, skipping (or, under CI,
 // failing) when none answers.
-func amqpURL(t *testing.T) string {
+func amqpURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("CISSAN_TEST_AMQP_URL")
 	if u == "" {
@@ -44,7 +44,7 @@ func amqpURL(t *testing.T) string {
 // roleNet is registry, master and hubs as separate processes over RabbitMQ,
 // laid out as a `cissan up` data dir so that `cissan verify data` reads it.
 type roleNet struct {
-	t                      *testing.T
+	t                      testing.TB
 	bin, root, logs        string
 	amqp, prefix           string
 	registryAPI, masterAPI string
@@ -57,7 +57,7 @@ type roleNet struct {
 	runs                   int
 }
 
-func startRoleNet(t *testing.T, hubs int) *roleNet {
+func startRoleNet(t testing.TB, hubs int) *roleNet {
 	t.Helper()
 	n := &roleNet{t: t, bin: cissanBin(t), root: filepath.Join(t.TempDir(), "data"), logs: t.TempDir(),
 		amqp: amqpURL(t), procs: map[string]*proc{}}
@@ -127,7 +127,7 @@ func (n *roleNet) start(name string, args ...string) {
 }
 
 // waitHTTP waits until url answers at all (any status).
-func waitHTTP(t *testing.T, p *proc, url string) {
+func waitHTTP(t testing.TB, p *proc, url string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if p.exited() {
