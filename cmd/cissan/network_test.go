@@ -310,3 +310,45 @@ func (n *roleNet) during(load func(time.Duration), fault func()) {
 	fault()
 	<-done
 }
+
+// TestRabbitMQRestart stops and starts the broker's application under
+// load (rabbitmqctl stop_app, start_app): every node reconnects, and no
+// acknowledged event is lost or logged twice. It restarts the machine's
+// shared broker, so .ci/run runs it alone, after the other tests.
+func TestRabbitMQRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts RabbitMQ")
+	}
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("rabbitmqctl not found; .ci/run installs rabbitmq-server")
+		}
+		t.Skip("rabbitmqctl not found")
+	}
+	n := startRoleNet(t, 3)
+	devs := n.devices(9)
+	acked := &ackSet{uids: map[string]bool{}}
+	var st loadStats
+	load := func(d time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		publishLoad(ctx, devs, 2, acked, &st).Wait()
+	}
+	n.during(func(time.Duration) { load(3 * time.Second) }, func() {
+		if out, err := exec.Command(ctl, "stop_app").CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl stop_app: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+		if out, err := exec.Command(ctl, "start_app").CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmqctl start_app: %v\n%s", err, out)
+		}
+	})
+	load(time.Second) // after the broker is back
+	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, acked.list(), 90*time.Second)
+	t.Logf("%d events acknowledged and final across a broker restart", acked.len())
+	if st.refused > 0 {
+		t.Fatalf("%d publishes refused, e.g. %s", st.refused, st.firstRefusal)
+	}
+	n.finish(acked)
+}
