@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -141,6 +142,27 @@ func waitHTTP(t testing.TB, p *proc, url string) {
 	t.Fatalf("%s did not answer within 30s\nstderr:\n%s", url, p.tail())
 }
 
+// devicesOn registers one device and connects it to hub i.
+func (n *roleNet) devicesOn(name string, i int) *sim.Device {
+	n.t.Helper()
+	tok, err := os.ReadFile(filepath.Join(n.root, "registry", "admin.token"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	reg := &registry.Client{BaseURL: n.registryAPI, Token: strings.TrimSpace(string(tok))}
+	uid := "dev-on-" + name
+	_, dt, err := reg.Add(context.Background(), "fleet/site", uid)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	d, err := sim.Dial(context.Background(), n.hubMQTT[i], uid, "fleet/site", dt)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // devices registers n devices and connects them round robin to the hubs.
 func (n *roleNet) devices(count int) []*sim.Device {
 	n.t.Helper()
@@ -270,6 +292,11 @@ func TestRolesOverRabbitMQ(t *testing.T) {
 			n.during(load, func() { n.procs["master"].kill(n.t) })
 			n.restart("master", n.masterArgs, n.masterAPI)
 		}},
+		{"hub enrolled while running", func(n *roleNet, load func(time.Duration)) {
+			load(700 * time.Millisecond)
+			n.enrol("hub-4")
+			load(700 * time.Millisecond)
+		}},
 		{"hub offline for many blocks", func(n *roleNet, load func(time.Duration)) {
 			n.procs["hub-3"].stop(n.t)
 			load(2 * time.Second) // hub-3's devices fail; the others go on
@@ -296,6 +323,56 @@ func TestRolesOverRabbitMQ(t *testing.T) {
 			n.finish(acked)
 		})
 	}
+}
+
+// enrol makes a new hub's key, has the master enrol it, waits until the
+// chain records it, exports network.json, and starts the hub with it.
+func (n *roleNet) enrol(id string) {
+	t := n.t
+	t.Helper()
+	out, err := exec.Command(n.bin, "hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--print-key").Output()
+	if err != nil {
+		t.Fatalf("hub --print-key: %v", err)
+	}
+	tokenFile := filepath.Join(n.root, "master", "admin.token")
+	if out, err := exec.Command(n.bin, "enrol", "--api", n.masterAPI, "--token-file", tokenFile, "--hub", strings.TrimSpace(string(out))).CombinedOutput(); err != nil {
+		t.Fatalf("enrol %s: %v\n%s", id, err, out)
+	}
+	var nj json.RawMessage
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var netw struct {
+			Hubs []struct {
+				ID string `json:"id"`
+			} `json:"hubs"`
+		}
+		if _, err := getJSON(n.masterAPI, "", "/v1/network", &nj); err == nil && json.Unmarshal(nj, &netw) == nil && len(netw.Hubs) > len(n.hubIDs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain did not record %s's enrolment", id)
+		}
+	}
+	// Every node and verifier takes the network as the master exports it.
+	if err := os.WriteFile(filepath.Join(n.root, "network.json"), nj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mqtt, api := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	args := []string{"hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--network", filepath.Join(n.root, "network.json"),
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--registry-url", n.registryAPI,
+		"--registry-token-file", filepath.Join(n.root, "registry", "admin.token"), "--mqtt-addr", mqtt, "--http-addr", api}
+	n.hubIDs = append(n.hubIDs, id)
+	n.hubMQTT = append(n.hubMQTT, mqtt)
+	n.hubAPI = append(n.hubAPI, "http://"+api)
+	n.hubArgs = append(n.hubArgs, args)
+	n.start(id, args...)
+	waitReady(t, n.procs[id], "http://"+api)
+	// A device on the new hub logs an event, which must become final.
+	d := n.devicesOn(id, len(n.hubIDs)-1)
+	r, err := d.PublishEvent(context.Background(), time.Now())
+	if err != nil || !r.OK() {
+		t.Fatalf("publish through %s: %+v %v", id, r, err)
+	}
+	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, []string{r.UID}, 30*time.Second)
 }
 
 // during runs fault while every device publishes, then lets the load go on

@@ -37,16 +37,17 @@ type Config struct {
 	// Operator admits requests that change the network (the operator
 	// token); nil refuses them all.
 	Operator func(*http.Request) bool
-	// Master queues analyzer configurations; nil on nodes that are not the
-	// master.
-	Master AnalyzerQueue
+	// Master queues analyzer configurations and hub enrolments; nil on
+	// nodes that are not the master.
+	Master ControlQueue
 	Log    *slog.Logger
 }
 
-// AnalyzerQueue is the master's side of analyzer configuration changes.
-type AnalyzerQueue interface {
+// ControlQueue is the master's side of changes recorded on the chain.
+type ControlQueue interface {
 	SetAnalyzers(raw []byte) error
 	PendingAnalyzers() ([]byte, error)
+	EnrolHub(e chain.Enrolment) error
 }
 
 // Handler returns the API's routes on mux.
@@ -61,6 +62,7 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
 	mux.HandleFunc("GET /v1/analyzers", s.private(s.analyzers))
 	mux.HandleFunc("POST /v1/analyzers", s.setAnalyzers)
+	mux.HandleFunc("POST /v1/hubs", s.enrolHub)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -485,5 +487,33 @@ func (s *server) setAnalyzers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"pending": json.RawMessage(body),
 		"message": fmt.Sprintf("queued: the next block (height %d or later) records it, and it decides the tags from that block on", s.c.Ledger.Height()),
+	})
+}
+
+// enrolHub queues a hub's enrolment (operator token): the next block
+// records it, and the hub takes part from the block after.
+func (s *server) enrolHub(w http.ResponseWriter, r *http.Request) {
+	if s.c.Operator == nil || !s.c.Operator(r) {
+		writeError(w, http.StatusUnauthorized, "operator bearer token required")
+		return
+	}
+	if s.c.Master == nil {
+		writeError(w, http.StatusNotFound, "this node is not the master")
+		return
+	}
+	var e chain.Enrolment
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be {\"id\": \"...\", \"public_key\": \"<64 hex>\"}: "+err.Error())
+		return
+	}
+	if err := s.c.Master.EnrolHub(e); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{
+		"pending": e,
+		"message": fmt.Sprintf("queued: the next block (height %d or later) enrols %s; it may submit and validate from the block after; export network.json from GET /v1/network once it is recorded", s.c.Ledger.Height(), e.ID),
 	})
 }

@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"up":        {"run the whole network in one process", runUp},
 	"master":    {"run the master node alone, over RabbitMQ", runMaster},
 	"hub":       {"run one hub node alone, over RabbitMQ", runHub},
+	"enrol":     {"enrol a new hub: the chain records it", runEnrol},
 	"registry":  {"run the device registry alone (device API, hub logins, changes over RabbitMQ)", runRegistry},
 	"analyzers": {"show or change the analyzer configuration recorded on the chain", runAnalyzers},
 	"device":    {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},

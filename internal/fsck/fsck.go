@@ -102,6 +102,13 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		hdr := blk.Header // a copy: keeping &blk.Header would keep every block's entries in memory
 		heads = append(heads, &hdr)
 		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Hubs: net.Hubs, Limits: lim}
+		// Hubs the block enrols count from the next block on (their
+		// from_height), so the network can move on at once.
+		if next, err := ledger.NextNetwork(net, h, blk.Controls); err != nil {
+			r.add("block %d: %v", h, err)
+		} else {
+			net = next
+		}
 		r.checkBlock(blk, x)
 		entries := decodeAll(r, blk, lim)
 		for _, en := range entries {
@@ -284,8 +291,8 @@ func (r *Report) checkValidations(st *store.Store, net *chain.Network, h uint64,
 	accepting := 0
 	for _, v := range vals {
 		hub := net.Hub(v.HubID)
-		if hub == nil {
-			r.add("block %d: validation by unknown hub %q", h, v.HubID)
+		if hub == nil || hub.FromHeight > h {
+			r.add("block %d: validation by %q, not a hub of the network at this height", h, v.HubID)
 			continue
 		}
 		err := v.Verify(net.ID, hub.PublicKey)

@@ -306,14 +306,18 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 	start := time.Now()
 	covered, err := h.validate(b)
 	hash := b.Header.Hash()
+	// A hub enrolled at a later height checks and stores the blocks before
+	// it like any other, but has no say on them.
+	me := h.led.Network().Hub(h.cfg.ID)
+	member := me != nil && me.FromHeight <= b.Header.Height
 	v := &chain.Validation{HubID: h.cfg.ID, Height: b.Header.Height, BlockHash: hash, Verdict: chain.Accept}
 	if err != nil {
 		v.Verdict, v.Reason = chain.Reject, err.Error()
 		h.stats.BadBlocks.Add(1)
 		h.log.Error("block rejected", "height", b.Header.Height, "reason", v.Reason)
-		v.Sign(h.net.ID, h.cfg.Key)
-	} else {
-		v.Sign(h.net.ID, h.cfg.Key)
+	}
+	v.Sign(h.net.ID, h.cfg.Key)
+	if err == nil {
 		// The verdict is stored in the block's own batch, so that a crash
 		// cannot leave a stored block without it: the hub never validates
 		// a stored block again, and republishValidations can send only
@@ -323,6 +327,9 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 				if err := batch.DeletePool(uid, 0); err != nil {
 					return err
 				}
+			}
+			if !member {
+				return nil
 			}
 			return batch.PutValidation(v)
 		}); err != nil {
@@ -337,11 +344,13 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 	}
 	h.cfg.Metrics.Validated(v.Verdict.String())
 	h.cfg.Metrics.ValidateDuration(time.Since(start))
-	if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
-		h.log.Warn("publish validation; will retry", "height", v.Height, "err", perr)
-		h.mu.Lock()
-		h.unsent = append(h.unsent, v)
-		h.mu.Unlock()
+	if member {
+		if perr := h.cfg.Bus.PublishValidation(ctx, v); perr != nil {
+			h.log.Warn("publish validation; will retry", "height", v.Height, "err", perr)
+			h.mu.Lock()
+			h.unsent = append(h.unsent, v)
+			h.mu.Unlock()
+		}
 	}
 	if v.Verdict == chain.Reject {
 		return fmt.Errorf("%w: %s", ErrRejected, v.Reason)
@@ -365,6 +374,9 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	}
 	an, _, err := h.led.AnalyzersFor(b.Controls)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := ledger.NextNetwork(h.led.Network(), b.Header.Height, b.Controls); err != nil {
 		return nil, err
 	}
 	// Tags and earlier blocks first, without the pool lock, which ingest

@@ -49,28 +49,59 @@ func NextAnalyzers(cur analyze.Set, controls [][]byte) (analyze.Set, *analyze.Co
 	return set, cfg, nil
 }
 
-// useControls puts block h's control records in force before its entries
-// advance the analyzers' state.
+// NextNetwork returns the network after block h with the given control
+// records: cur with the hubs they enrol, each from block h+1 on. It
+// refuses an enrolment that conflicts with cur.
+func NextNetwork(cur *chain.Network, h uint64, controls [][]byte) (*chain.Network, error) {
+	for i, raw := range controls {
+		c, err := chain.DecodeControl(raw)
+		if err != nil {
+			return nil, fmt.Errorf("control record %d: %w", i, err)
+		}
+		if c.Kind != chain.ControlEnrolHub {
+			continue
+		}
+		e, key, err := chain.ParseEnrolment(c.Body)
+		if err != nil {
+			return nil, fmt.Errorf("control record %d: %w", i, err)
+		}
+		if cur, err = cur.Enrol(e.ID, key, h+1); err != nil {
+			return nil, fmt.Errorf("control record %d: %w", i, err)
+		}
+	}
+	return cur, nil
+}
+
+// useControls puts block h's control records in force: its analyzer
+// configuration before its entries advance the analyzers' state, its hub
+// enrolments for the blocks after it.
 func (l *Ledger) useControls(h uint64, controls [][]byte) error {
 	set, cfg, err := l.AnalyzersFor(controls)
 	if err != nil {
 		return err
 	}
-	if cfg == nil {
-		return nil
+	net, err := NextNetwork(l.Network(), h, controls)
+	if err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.an = set
-	l.configs = append(l.configs, ConfigChange{Height: h, Raw: cfg.Encode(), Config: *cfg})
+	l.net = net
+	if cfg != nil {
+		l.an = set
+		l.configs = append(l.configs, ConfigChange{Height: h, Raw: cfg.Encode(), Config: *cfg})
+	}
 	return nil
 }
 
-// recoverAnalyzers rebuilds the analyzers from the chain's control
-// records, then replays the blocks since the last configuration through
-// them, unless they keep no state.
-func (l *Ledger) recoverAnalyzers(height uint64) error {
+// recoverControls puts the chain's control records in force again: the
+// hubs they enrol, and the analyzers, through which it then replays the
+// blocks since the last configuration, unless they keep no state.
+func (l *Ledger) recoverControls(height uint64) error {
 	err := l.st.EachControl(func(h uint64, raw []byte) error {
+		if h >= height {
+			return nil // not part of the chain; verify data reports it
+		}
 		return l.useControls(h, [][]byte{raw})
 	})
 	if err != nil {

@@ -94,8 +94,8 @@ func (l *Ledger) recover(ctx context.Context) error {
 	if h > 0 {
 		l.prev = hashes[h-1]
 	}
-	if err := l.recoverAnalyzers(h); err != nil {
-		return fmt.Errorf("recover analyzers: %w", err)
+	if err := l.recoverControls(h); err != nil {
+		return fmt.Errorf("recover control records: %w", err)
 	}
 	if err := l.SyncIndex(ctx); err != nil {
 		return err
@@ -130,8 +130,16 @@ func (l *Ledger) Index() *index.Index { return l.idx }
 // a block that carries a new configuration is tagged by AnalyzersFor.
 func (l *Ledger) Analyzers() analyze.Set { return l.an }
 
-// Network returns the network the ledger checks blocks against.
-func (l *Ledger) Network() *chain.Network { return l.net }
+// Network returns the network the ledger checks blocks against: the one
+// it was opened with, plus the hubs the chain has enrolled since.
+//
+// It is a snapshot: enrolling a hub replaces the ledger's network with a
+// new one rather than changing the old, so a caller may keep it.
+func (l *Ledger) Network() *chain.Network {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.net
+}
 
 // Limits returns the event limits in force.
 func (l *Ledger) Limits() event.Limits { return l.limits }
@@ -295,7 +303,7 @@ func (l *Ledger) Accepting(h uint64) ([]string, []chain.Validation, error) {
 // Final reports whether block h has the quorum of accepting validations.
 func (l *Ledger) Final(h uint64) (bool, error) {
 	ok, _, err := l.Accepting(h)
-	return len(ok) >= l.net.Quorum, err
+	return len(ok) >= l.Network().Quorum, err
 }
 
 // FinalHeight returns one more than the newest final block (0 if none).
@@ -321,14 +329,15 @@ func (l *Ledger) FinalHeight() uint64 {
 // RecordValidation checks a validation against the network and the stored
 // block and stores it. Repeats are harmless.
 func (l *Ledger) RecordValidation(v *chain.Validation) error {
-	hub := l.net.Hub(v.HubID)
+	net := l.Network()
+	hub := net.Hub(v.HubID)
 	if hub == nil {
 		return fmt.Errorf("%w: validation from unknown hub %q", chain.ErrInvalid, v.HubID)
 	}
 	if v.Height < hub.FromHeight {
 		return fmt.Errorf("%w: hub %q validates only from height %d", chain.ErrInvalid, v.HubID, hub.FromHeight)
 	}
-	if err := v.Verify(l.net.ID, hub.PublicKey); err != nil {
+	if err := v.Verify(net.ID, hub.PublicKey); err != nil {
 		return err
 	}
 	hdr, _, err := l.st.Header(v.Height)

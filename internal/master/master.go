@@ -47,7 +47,6 @@ type Config struct {
 type Master struct {
 	cfg Config
 	led *ledger.Ledger
-	net *chain.Network
 	log *slog.Logger
 
 	mu      sync.Mutex // guards the pool below
@@ -77,7 +76,7 @@ func New(cfg Config) (*Master, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Master{cfg: cfg, led: cfg.Ledger, net: cfg.Ledger.Network(), log: cfg.Log, byUID: map[string]pooled{}, full: make(chan struct{}, 1)}
+	m := &Master{cfg: cfg, led: cfg.Ledger, log: cfg.Log, byUID: map[string]pooled{}, full: make(chan struct{}, 1)}
 	if err := m.loadPool(); err != nil {
 		return nil, err
 	}
@@ -131,12 +130,13 @@ func (m *Master) Pending(uid string) bool {
 // logged with the same content is a resubmission and is accepted without
 // effect; one with other content is refused.
 func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, error) {
-	hub := m.net.Hub(b.HubID)
+	net := m.led.Network()
+	hub := net.Hub(b.HubID)
 	if hub == nil {
 		m.log.Warn("batch from unknown hub refused", "hub", b.HubID, "seq", b.Seq)
 		return nil, fmt.Errorf("%w: batch from unknown hub %q", chain.ErrInvalid, b.HubID)
 	}
-	if !ed25519.Verify(hub.PublicKey, chain.BatchMessage(m.net.ID, b.HubID, b.Seq, b.Entries), b.Signature) {
+	if !ed25519.Verify(hub.PublicKey, chain.BatchMessage(net.ID, b.HubID, b.Seq, b.Entries), b.Signature) {
 		m.log.Warn("batch with bad signature refused", "hub", b.HubID, "seq", b.Seq)
 		return nil, fmt.Errorf("%w: batch %d from %s: signature does not verify", chain.ErrInvalid, b.Seq, b.HubID)
 	}
@@ -301,7 +301,10 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 			}
 		}
 		if len(controls) > 0 {
-			return b.DeleteMeta(pendingConfigKey)
+			if err := b.DeleteMeta(pendingConfigKey); err != nil {
+				return err
+			}
+			return b.DeleteMeta(pendingHubsKey)
 		}
 		return nil
 	})

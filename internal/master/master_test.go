@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"log/slog"
 	"strings"
 	"testing"
@@ -205,5 +206,53 @@ func TestValidationsDecideFinality(t *testing.T) {
 	wrongBlock.Sign(f.net.ID, f.hubKey)
 	if err := f.m.HandleValidation(ctx, &wrongBlock); err == nil || !strings.Contains(err.Error(), "block hash") {
 		t.Fatalf("validation of another block hash: %v", err)
+	}
+}
+
+func TestEnrolHub(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	ctx := context.Background()
+	newKey := key(7).Public().(ed25519.PublicKey)
+	hexKey := hex.EncodeToString(newKey)
+	for name, c := range map[string]struct {
+		e    chain.Enrolment
+		want string
+	}{
+		"enrolled already": {chain.Enrolment{ID: "hub-1", PublicKey: hexKey}, "already enrolled"},
+		"reserved id":      {chain.Enrolment{ID: "registry", PublicKey: hexKey}, "reserved"},
+		"bad id":           {chain.Enrolment{ID: "hub 2", PublicKey: hexKey}, "hub id"},
+		"bad key":          {chain.Enrolment{ID: "hub-2", PublicKey: "00"}, "public_key"},
+		"key of hub-1":     {chain.Enrolment{ID: "hub-2", PublicKey: hex.EncodeToString(f.hubKey.Public().(ed25519.PublicKey))}, "already enrolled for hub-1"},
+	} {
+		if err := f.m.EnrolHub(c.e); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: EnrolHub = %v, want an error with %q", name, err, c.want)
+		}
+	}
+	if err := f.m.EnrolHub(chain.Enrolment{ID: "hub-2", PublicKey: hexKey}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.m.EnrolHub(chain.Enrolment{ID: "hub-2", PublicKey: hexKey}); err == nil {
+		t.Fatal("a hub waiting for enrolment was queued twice")
+	}
+	blk, err := f.m.Mint(ctx)
+	if err != nil || blk == nil {
+		t.Fatalf("Mint = %v, %v", blk, err)
+	}
+	hub := f.led.Network().Hub("hub-2")
+	if hub == nil || !hub.PublicKey.Equal(newKey) || hub.FromHeight != blk.Header.Height+1 {
+		t.Fatalf("after block %d the network has hub-2 = %+v, want it from height %d", blk.Header.Height, hub, blk.Header.Height+1)
+	}
+	// A batch signed by the new hub is now taken.
+	b := &bus.Batch{HubID: "hub-2", Seq: 1, Entries: [][]byte{(&event.Entry{HubID: "hub-2", ReceivedMs: 1, Event: event.Event{
+		UID: "n1", Timestamp: 1, Namespace: "a/b", DeviceUID: "d", Items: []event.Item{{Key: "k", Value: event.Value{Kind: event.KindBool}}}}}).Encode()}}
+	b.Signature = ed25519.Sign(key(7), chain.BatchMessage(f.net.ID, "hub-2", 1, b.Entries))
+	if _, err := f.m.HandleBatch(ctx, b); err != nil {
+		t.Fatalf("batch from the enrolled hub: %v", err)
+	}
+	// The enrolment survives a restart: the ledger replays it from the chain.
+	f.led.Close()
+	g := newFixture(t, f.dir)
+	if g.led.Network().Hub("hub-2") == nil {
+		t.Fatal("hub-2 forgotten after a restart")
 	}
 }
