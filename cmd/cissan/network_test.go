@@ -54,6 +54,7 @@ type roleNet struct {
 	hubMQTT, hubAPI        []string
 	hubArgs                [][]string
 	masterArgs             []string
+	registryArgs           []string
 	procs                  map[string]*proc
 	runs                   int
 }
@@ -74,8 +75,9 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 
 	regAddr := port()
 	n.registryAPI = "http://" + regAddr
-	n.start("registry", "registry", "--data-dir", filepath.Join(n.root, "registry"), "--http-addr", regAddr,
-		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix)
+	n.registryArgs = []string{"registry", "--data-dir", filepath.Join(n.root, "registry"), "--http-addr", regAddr,
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix}
+	n.start("registry", n.registryArgs...)
 	waitHTTP(t, n.procs["registry"], n.registryAPI+"/v1/devices")
 
 	var hubFlags []string
@@ -267,6 +269,10 @@ func (n *roleNet) finish(acked *ackSet) {
 func (n *roleNet) restart(name string, args []string, api string) {
 	n.t.Helper()
 	n.start(name, args...)
+	if name == "registry" {
+		waitHTTP(n.t, n.procs[name], n.registryAPI+"/v1/devices")
+		return
+	}
 	waitReady(n.t, n.procs[name], api)
 }
 
@@ -428,4 +434,70 @@ func TestRabbitMQRestart(t *testing.T) {
 		t.Fatalf("%d publishes refused, e.g. %s", st.refused, st.firstRefusal)
 	}
 	n.finish(acked)
+}
+
+// TestRegistryRoleOverRabbitMQ: hubs keep letting devices in from their
+// last good login while the registry is down, and a revocation reaches
+// every hub and drops the device's connections within a second.
+func TestRegistryRoleOverRabbitMQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five processes")
+	}
+	n := startRoleNet(t, 2)
+	tok, err := os.ReadFile(filepath.Join(n.root, "registry", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Client{BaseURL: n.registryAPI, Token: strings.TrimSpace(string(tok))}
+	_, dt, err := reg.Add(context.Background(), "fleet/site", "dev-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(hub int) (*sim.Device, error) {
+		return sim.Dial(context.Background(), n.hubMQTT[hub], "dev-r", "fleet/site", dt)
+	}
+	for hub := range n.hubMQTT { // a good login on each hub, remembered
+		d, err := dial(hub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}
+
+	n.procs["registry"].stop(t)
+	d0, err := dial(0)
+	if err != nil {
+		t.Fatalf("login while the registry is down: %v", err)
+	}
+	r, err := d0.PublishEvent(context.Background(), time.Now())
+	if err != nil || !r.OK() {
+		t.Fatalf("publish while the registry is down: %+v %v", r, err)
+	}
+	n.restart("registry", n.registryArgs, "")
+	d1, err := dial(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	if _, err := reg.Revoke(context.Background(), "dev-r"); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []*sim.Device{d0, d1} {
+		for {
+			r, err := d.PublishEvent(context.Background(), time.Now())
+			if err != nil || !r.OK() {
+				break // dropped, or refused
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("hub-%d still takes the revoked device's events %v after the revocation", i+1, time.Since(start))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("revocation took effect on both hubs within %v", time.Since(start).Round(time.Millisecond))
+	if _, err := dial(0); err == nil {
+		t.Fatal("a revoked device logged in again")
+	}
+	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, []string{r.UID}, 30*time.Second)
 }
