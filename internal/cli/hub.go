@@ -19,6 +19,7 @@ import (
 	"cissan/internal/hub"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
+	"cissan/internal/metrics"
 	"cissan/internal/registry"
 )
 
@@ -96,7 +97,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	}
 	defer b.Close()
 	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
-	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log})
+	mets := metrics.New()
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id)})
 	if err != nil {
 		return err
 	}
@@ -125,6 +127,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		mux := http.NewServeMux()
+		node := map[string]string{"node": *id}
+		mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", node, func() float64 { return float64(led.Height()) })
+		mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", node, func() float64 { return float64(h.PoolSize()) })
+		mux.Handle("GET /metrics", mets.Handler())
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Log: log}, mux)
 		stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 		if err != nil {

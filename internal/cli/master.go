@@ -23,6 +23,7 @@ import (
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
+	"cissan/internal/metrics"
 	"cissan/internal/registry"
 )
 
@@ -108,7 +109,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("--amqp-url: %w", err)
 	}
 	defer b.Close()
-	m, err := master.New(master.Config{Ledger: led, Key: key, Bus: b, BlockInterval: *interval, Log: log.With("node", "master"), Analyzers: &initial})
+	mets := metrics.New()
+	m, err := master.New(master.Config{Ledger: led, Key: key, Bus: b, BlockInterval: *interval, Log: log.With("node", "master"), Analyzers: &initial, Metrics: mets.Master()})
 	if err != nil {
 		return err
 	}
@@ -124,6 +126,10 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	defer func() { cancel(); wg.Wait() }()
 	run(func() { _ = b.ConsumeValidations(ctx, bus.MasterNode, m.HandleValidation) })
 	mux := http.NewServeMux()
+	mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", map[string]string{"node": "master"}, func() float64 { return float64(led.Height()) })
+	mets.GaugeFunc("cissan_final_height", "One more than the newest final block.", nil, func() float64 { return float64(led.FinalHeight()) })
+	mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", map[string]string{"node": "master"}, func() float64 { return float64(m.PoolSize()) })
+	mux.Handle("GET /metrics", mets.Handler())
 	api.Handler(api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
 		Master: m, Log: log,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,10 +134,12 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 	net := m.led.Network()
 	hub := net.Hub(b.HubID)
 	if hub == nil {
+		m.cfg.Metrics.Refused("batch", "unknown_hub")
 		m.log.Warn("batch from unknown hub refused", "hub", b.HubID, "seq", b.Seq)
 		return nil, fmt.Errorf("%w: batch from unknown hub %q", chain.ErrInvalid, b.HubID)
 	}
 	if !ed25519.Verify(hub.PublicKey, chain.BatchMessage(net.ID, b.HubID, b.Seq, b.Entries), b.Signature) {
+		m.cfg.Metrics.Refused("batch", "bad_signature")
 		m.log.Warn("batch with bad signature refused", "hub", b.HubID, "seq", b.Seq)
 		return nil, fmt.Errorf("%w: batch %d from %s: signature does not verify", chain.ErrInvalid, b.Seq, b.HubID)
 	}
@@ -146,9 +149,13 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 	for i, raw := range b.Entries {
 		en, err := event.DecodeEntry(raw, m.led.Limits())
 		if err != nil {
+			m.cfg.Metrics.Refused("batch", "malformed")
+			m.log.Warn("malformed batch refused", "hub", b.HubID, "seq", b.Seq, "entry", i, "err", err)
 			return nil, fmt.Errorf("%w: batch %d from %s entry %d: %w", chain.ErrInvalid, b.Seq, b.HubID, i, err)
 		}
 		if en.HubID != b.HubID || len(en.Tags) != 0 {
+			m.cfg.Metrics.Refused("batch", "malformed")
+			m.log.Warn("malformed batch refused", "hub", b.HubID, "seq", b.Seq, "entry", i, "hub_id", en.HubID)
 			return nil, fmt.Errorf("%w: batch %d from %s entry %d: hub_id %q or tags do not belong in a submission", chain.ErrInvalid, b.Seq, b.HubID, i, en.HubID)
 		}
 		entries[i] = en
@@ -328,6 +335,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 // HandleValidation records a hub's validation of a stored block.
 func (m *Master) HandleValidation(ctx context.Context, v *chain.Validation) error {
 	if err := m.led.RecordValidation(v); err != nil {
+		m.cfg.Metrics.Refused("validation", validationRefusal(err))
 		m.log.Warn("validation refused", "hub", v.HubID, "height", v.Height, "err", err)
 		return err
 	}
@@ -335,6 +343,19 @@ func (m *Master) HandleValidation(ctx context.Context, v *chain.Validation) erro
 		m.log.Warn("hub rejected block", "hub", v.HubID, "height", v.Height, "reason", v.Reason)
 	}
 	return nil
+}
+
+// validationRefusal names why a validation was refused, for the metric.
+func validationRefusal(err error) string {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "unknown hub"), strings.Contains(msg, "validates only from"):
+		return "unknown_hub"
+	case strings.Contains(msg, "signature"):
+		return "bad_signature"
+	case strings.Contains(msg, "block hash"), errors.Is(err, store.ErrNotFound):
+		return "wrong_block"
+	}
+	return "malformed"
 }
 
 // FetchBlocks serves stored blocks to hubs catching up.

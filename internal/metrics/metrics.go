@@ -61,6 +61,7 @@ type Metrics struct {
 	validated   *prometheus.CounterVec   // node, verdict
 	validateDur *prometheus.HistogramVec // node
 	mint        prometheus.Histogram
+	refused     *prometheus.CounterVec // kind, reason
 
 	mu     sync.Mutex
 	hubs   map[string]*HubMetrics
@@ -99,9 +100,13 @@ func New() *Metrics {
 			Help:    "Duration of the master's minting of one block, including storing it (synced).",
 			Buckets: durationBuckets,
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cissan_bus_messages_refused_total",
+			Help: "Messages the master refused, by kind (batch, validation) and reason (unknown_hub, bad_signature, malformed, wrong_block).",
+		}, []string{"kind", "reason"}),
 		hubs: map[string]*HubMetrics{},
 	}
-	m.reg.MustRegister(m.accepted, m.rejected, m.commit, m.validated, m.validateDur, m.mint,
+	m.reg.MustRegister(m.accepted, m.rejected, m.commit, m.validated, m.validateDur, m.mint, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -156,7 +161,7 @@ func (m *Metrics) Master() *MasterMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.master == nil {
-		m.master = &MasterMetrics{mint: m.mint}
+		m.master = &MasterMetrics{mint: m.mint, refused: m.refused}
 	}
 	return m.master
 }
@@ -224,7 +229,18 @@ func (h *HubMetrics) ValidateDuration(d time.Duration) {
 // MasterMetrics records the master's minting. A nil *MasterMetrics
 // records nothing.
 type MasterMetrics struct {
-	mint prometheus.Observer
+	mint    prometheus.Observer
+	refused *prometheus.CounterVec
+}
+
+// Refused counts a bus message the master refused: kind is "batch" or
+// "validation", reason one of unknown_hub, bad_signature, malformed,
+// wrong_block.
+func (m *MasterMetrics) Refused(kind, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(kind, reason).Inc()
 }
 
 // MintDuration records the minting of one block, store included.

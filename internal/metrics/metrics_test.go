@@ -243,3 +243,21 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 }
+
+func TestMasterRefusals(t *testing.T) {
+	m := metrics.New()
+	m.Master().Refused("batch", "bad_signature")
+	m.Master().Refused("batch", "bad_signature")
+	m.Master().Refused("validation", "unknown_hub")
+	var nilMaster *metrics.MasterMetrics
+	nilMaster.Refused("batch", "malformed") // a nil recorder records nothing, and does not panic
+	want := `
+# HELP cissan_bus_messages_refused_total Messages the master refused, by kind (batch, validation) and reason (unknown_hub, bad_signature, malformed, wrong_block).
+# TYPE cissan_bus_messages_refused_total counter
+cissan_bus_messages_refused_total{kind="batch",reason="bad_signature"} 2
+cissan_bus_messages_refused_total{kind="validation",reason="unknown_hub"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "cissan_bus_messages_refused_total"); err != nil {
+		t.Fatal(err)
+	}
+}
