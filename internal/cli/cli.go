@@ -43,6 +43,7 @@ var commands = map[string]command{
 	"proof":     {"fetch an event's proof bundle from the API", runProof},
 	"reindex":   {"rebuild a node's SQLite index from its chain", runReindex},
 	"simulate":  {"register devices and publish sensor events over MQTT", runSimulate},
+	"bench":     {"measure the pipeline against the bare broker, in one run", runBench},
 }
 
 // Run runs the subcommand named by args[0].

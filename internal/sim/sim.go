@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -19,9 +20,11 @@ import (
 type Device struct {
 	UID, Namespace string
 	c              *paho.Client
-	rng            *rand.Rand
-	temp, hum      float64
-	seq            int
+
+	mu        sync.Mutex // guards the sensor state below, for concurrent publishers
+	rng       *rand.Rand
+	temp, hum float64
+	seq       int
 }
 
 // Dial logs a device in to the hub at addr with its token.
@@ -82,6 +85,8 @@ func (d *Device) Publish(ctx context.Context, topic string, payload []byte) (Res
 // battery that drift as real sensors do, with a rare spike that the range
 // analyzer flags.
 func (d *Device) Event(now time.Time) map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.seq++
 	d.temp += d.rng.NormFloat64() * 0.2
 	d.hum = math.Max(0, math.Min(100, d.hum+d.rng.NormFloat64()*0.5))
@@ -100,6 +105,22 @@ func (d *Device) Event(now time.Time) map[string]any {
 		"namespace":  d.Namespace,
 		"device_uid": d.UID,
 	}
+}
+
+// NextPayload returns the device's next event as JSON with its uid,
+// padded to items items with extra numeric readings (channel_1, ...).
+func (d *Device) NextPayload(now time.Time, items int) (string, []byte) {
+	ev := d.Event(now)
+	list := ev["items"].([]map[string]any)
+	if items > 0 && items < len(list) {
+		list = list[:items]
+	}
+	for i := len(list); i < items; i++ {
+		list = append(list, map[string]any{"key": fmt.Sprintf("channel_%d", i), "value": float64(i) + 0.5})
+	}
+	ev["items"] = list
+	b, _ := json.Marshal(ev) // maps of strings, numbers and slices always encode
+	return ev["uid"].(string), b
 }
 
 // PublishEvent sends the device's next event to its topic.

@@ -1,0 +1,407 @@
+// Package bench measures the whole pipeline: simulated devices publish
+// over real MQTT 5 at QoS 1 to a network it starts itself, and it reports
+// sustained events/s from publish to final block, latencies, CPU, memory
+// and disk per event, and whether any acknowledged event was lost or
+// logged twice; and, in the same run, the same load against the same
+// embedded broker with logging switched off, the ceiling to compare with.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"cissan/internal/analyze"
+	"cissan/internal/event"
+	"cissan/internal/local"
+	"cissan/internal/sim"
+	"cissan/internal/store"
+)
+
+// Config is one bench run.
+type Config struct {
+	Devices       int           // simulated devices
+	Window        int           // publishes in flight per device
+	Rate          float64       // events/s for all devices together; 0: as fast as PUBACKs allow
+	Duration      time.Duration // of the load
+	Hubs          int
+	BlockInterval time.Duration
+	PayloadItems  int    // items per event (1-3 sensor readings, then extra numeric items)
+	DataDir       string // where the network keeps its stores; a temporary directory if empty
+	Progress      func(format string, args ...any)
+}
+
+// Result holds the figures of one run. JSON names are the documented
+// output of `cissan bench --json`.
+type Result struct {
+	Events              int     `json:"events"` // acknowledged
+	EventsPerSec        float64 `json:"events_per_sec"`
+	BrokerOnlyPerSec    float64 `json:"broker_only_events_per_sec"`
+	Ratio               float64 `json:"ratio"`
+	PublishToFinalP50   float64 `json:"publish_to_final_p50_ms"`
+	PublishToFinalP99   float64 `json:"publish_to_final_p99_ms"`
+	PubackP50           float64 `json:"puback_p50_ms"`
+	PubackP99           float64 `json:"puback_p99_ms"`
+	CPUSecondsPer1k     float64 `json:"cpu_seconds_per_1k_events"`
+	PeakRSSBytes        int64   `json:"peak_rss_bytes"`
+	DiskBytesPerEvent   float64 `json:"disk_bytes_per_event"`
+	EventJSONBytes      float64 `json:"event_json_bytes"`
+	EventsLost          int     `json:"events_lost"`
+	EventsDuplicated    int     `json:"events_duplicated"`
+	Refused             int     `json:"events_refused"`
+	Hubs                int     `json:"hubs"`
+	Devices             int     `json:"devices"`
+	Window              int     `json:"window"`
+	DurationSeconds     float64 `json:"duration_seconds"`
+	BlockIntervalMillis int64   `json:"block_interval_ms"`
+}
+
+// sample is one acknowledged publish.
+type sample struct {
+	uid        string
+	sent, gone time.Time // publish started, PUBACK received
+	size       int
+}
+
+// load publishes from devs for d, window publishes in flight per device,
+// and returns the acknowledged ones and the count of refusals.
+func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d time.Duration, items int, progress func(string, ...any)) ([]sample, int) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var mu sync.Mutex
+	var out []sample
+	var refused, sent atomic.Int64
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if progress != nil {
+					progress("%5.0fs  %d published, %.0f/s", time.Since(start).Seconds(), sent.Load(), float64(sent.Load())/time.Since(start).Seconds())
+				}
+			}
+		}
+	}()
+	defer close(stop)
+	var wg sync.WaitGroup
+	for _, dev := range devs {
+		for range window {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					if tick != nil {
+						select {
+						case <-tick:
+						case <-ctx.Done():
+							return
+						}
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					uid, payload := dev.NextPayload(time.Now(), items)
+					pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
+					s := sample{uid: uid, sent: time.Now(), size: len(payload)}
+					r, err := dev.Publish(pctx, "devices/"+dev.UID+"/events", payload)
+					pcancel()
+					sent.Add(1)
+					if err != nil || !r.OK() {
+						refused.Add(1)
+						continue
+					}
+					s.gone = time.Now()
+					mu.Lock()
+					out = append(out, s)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return out, int(refused.Load())
+}
+
+// Run runs the broker-only baseline, then the full pipeline, with the same
+// load generator.
+func Run(ctx context.Context, c Config) (*Result, error) {
+	if c.Devices < 1 || c.Window < 1 || c.Hubs < 1 || c.Duration <= 0 {
+		return nil, errors.New("bench: devices, window, hubs and duration must be positive")
+	}
+	say := func(format string, args ...any) {
+		if c.Progress != nil {
+			c.Progress(format, args...)
+		}
+	}
+	res := &Result{Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
+
+	say("broker only: %d devices, %d in flight each, for %v", c.Devices, c.Window, c.Duration)
+	base, err := brokerOnly(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	res.BrokerOnlyPerSec = base
+
+	dir := c.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "cissan-bench-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	}
+	n, err := local.Start(ctx, local.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: c.Hubs, BlockInterval: c.BlockInterval,
+		Limits: event.DefaultLimits(), Analyzers: analyze.Config{Range: analyze.DefaultRangeRules()},
+		Log: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	devs, err := devices(ctx, n, c.Devices)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+
+	// Watch finality: when each block became final.
+	led := n.Master.Ledger()
+	var finalMu sync.Mutex
+	finalAt := map[uint64]time.Time{}
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go func() {
+		var seen uint64
+		for wctx.Err() == nil {
+			if f := led.FinalHeight(); f > seen {
+				now := time.Now()
+				finalMu.Lock()
+				for h := seen; h < f; h++ {
+					finalAt[h] = now
+				}
+				finalMu.Unlock()
+				seen = f
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+
+	say("pipeline: %d hubs, %v blocks", c.Hubs, c.BlockInterval)
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	samples, refused := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	res.Refused = refused
+	res.Events = len(samples)
+	// Wait until every acknowledged event is in a final block.
+	var lastFinal time.Time
+	deadline := time.Now().Add(2*time.Minute + 20*c.BlockInterval)
+	for {
+		count, err := led.Index().Count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h := led.Height()
+		if int(count) >= len(samples) && h > 0 && led.FinalHeight() == h {
+			lastFinal = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			say("not every acknowledged event became final within the deadline")
+			lastFinal = time.Now()
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := lastFinal.Sub(start)
+	cpu := cpuSeconds() - cpu0
+	wcancel()
+	res.EventsPerSec = float64(len(samples)) / elapsed.Seconds()
+	if res.BrokerOnlyPerSec > 0 {
+		res.Ratio = res.EventsPerSec / res.BrokerOnlyPerSec
+	}
+	if len(samples) > 0 {
+		res.CPUSecondsPer1k = cpu / float64(len(samples)) * 1000
+	}
+
+	// Exactly once, and the latencies, from the master's chain.
+	st := led.Store()
+	var puback, final []float64
+	var jsonBytes int
+	finalMu.Lock()
+	for _, s := range samples {
+		jsonBytes += s.size
+		puback = append(puback, float64(s.gone.Sub(s.sent).Microseconds())/1000)
+		loc, err := st.Locate(s.uid)
+		if errors.Is(err, store.ErrNotFound) {
+			res.EventsLost++
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if at, ok := finalAt[loc.Height]; ok {
+			final = append(final, float64(at.Sub(s.sent).Microseconds())/1000)
+		}
+	}
+	finalMu.Unlock()
+	count, err := led.Index().Count(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if extra := int(count) - (len(samples) - res.EventsLost); extra > 0 {
+		res.EventsDuplicated = extra // the chain holds nothing but this run's events
+	}
+	res.PubackP50, res.PubackP99 = quantiles(puback)
+	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
+	if len(samples) > 0 {
+		res.EventJSONBytes = float64(jsonBytes) / float64(len(samples))
+		res.DiskBytesPerEvent = float64(dirSize(filepath.Join(dir, "master"))) / float64(len(samples))
+	}
+	res.PeakRSSBytes = peakRSS()
+	return res, nil
+}
+
+func quantiles(v []float64) (p50, p99 float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2], v[min(len(v)-1, len(v)*99/100)]
+}
+
+// devices registers and connects count devices, spread over the hubs.
+func devices(ctx context.Context, n *local.Network, count int) ([]*sim.Device, error) {
+	addrs := n.MQTTAddrs()
+	var out []*sim.Device
+	for i := range count {
+		uid := fmt.Sprintf("bench-%d", i)
+		_, tok, err := n.Registry.Add(ctx, "bench/fleet", uid)
+		if err != nil {
+			return out, err
+		}
+		d, err := sim.Dial(ctx, addrs[i%len(addrs)], uid, "bench/fleet", tok)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// brokerOnly runs the load against the same embedded broker, configured
+// as a hub configures it, with a hook that admits every device and
+// acknowledges every publish without logging it.
+func brokerOnly(ctx context.Context, c Config) (float64, error) {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1
+	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
+	if err := s.AddHook(new(ackAll), nil); err != nil {
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+		return 0, err
+	}
+	if err := s.Serve(); err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	var devs []*sim.Device
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
+	for i := range c.Devices {
+		uid := fmt.Sprintf("bench-%d", i)
+		d, err := sim.Dial(ctx, addr, uid, "bench/fleet", "x")
+		if err != nil {
+			return 0, err
+		}
+		devs = append(devs, d)
+	}
+	start := time.Now()
+	samples, _ := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	return float64(len(samples)) / time.Since(start).Seconds(), nil
+}
+
+// ackAll admits every login and acknowledges every publish, delivering it
+// nowhere.
+type ackAll struct{ mqtt.HookBase }
+
+func (*ackAll) ID() string { return "ack-all" }
+
+func (*ackAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+}
+
+func (*ackAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (*ackAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+
+func (*ackAll) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	return pk, packets.CodeSuccessIgnore
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,31 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRunCountsEveryEventOnce runs a short bench and checks that its
+// figures hang together: every acknowledged event is in the chain once,
+// and both runs moved events.
+func TestRunCountsEveryEventOnce(t *testing.T) {
+	r, err := Run(context.Background(), Config{
+		Devices: 4, Window: 2, Duration: 500 * time.Millisecond, Hubs: 2, BlockInterval: 100 * time.Millisecond, PayloadItems: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Events == 0 || r.EventsPerSec <= 0 || r.BrokerOnlyPerSec <= 0 || r.Ratio <= 0 {
+		t.Fatalf("no load measured: %+v", r)
+	}
+	if r.EventsLost != 0 || r.EventsDuplicated != 0 || r.Refused != 0 {
+		t.Fatalf("lost %d, duplicated %d, refused %d", r.EventsLost, r.EventsDuplicated, r.Refused)
+	}
+	if r.PublishToFinalP50 <= 0 || r.PublishToFinalP99 < r.PublishToFinalP50 || r.PubackP99 < r.PubackP50 {
+		t.Fatalf("latencies out of order: %+v", r)
+	}
+	if r.DiskBytesPerEvent <= 0 || r.PeakRSSBytes <= 0 || r.CPUSecondsPer1k <= 0 || r.EventJSONBytes < 100 {
+		t.Fatalf("resource figures missing: %+v", r)
+	}
+}

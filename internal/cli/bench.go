@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"cissan/internal/bench"
+)
+
+// runBench measures the whole pipeline against the bare broker, in one
+// run (internal/bench).
+func runBench(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var c bench.Config
+	fs.IntVar(&c.Devices, "devices", 32, "simulated devices")
+	fs.IntVar(&c.Window, "window", 4, "publishes in flight per device")
+	fs.Float64Var(&c.Rate, "rate", 0, "events/s for all devices together; 0: as fast as PUBACKs allow (bounded by --window)")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long each of the two runs publishes")
+	fs.IntVar(&c.Hubs, "hubs", 1, "hub nodes")
+	fs.DurationVar(&c.BlockInterval, "block-interval", time.Second, "time between blocks")
+	fs.IntVar(&c.PayloadItems, "payload-items", 3, "items per event")
+	fs.StringVar(&c.DataDir, "data-dir", "", "keep the network's stores here (default: a temporary directory, removed after)")
+	asJSON := fs.Bool("json", false, "print one JSON object with every figure")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
+	if _, err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	c.Progress = func(format string, args ...any) { fmt.Fprintf(env.Stderr, format+"\n", args...) }
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := bench.Run(ctx, c)
+	if err != nil {
+		return err
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "%s\n", b)
+	} else {
+		fmt.Fprintf(env.Stdout, `%d events acknowledged by %d hub(s) from %d devices (%d in flight each) in %.0fs
+  end to end (publish to final block)  %8.0f events/s
+  the same broker, logging off         %8.0f events/s   ratio %.2f
+  publish to final block               p50 %6.0f ms   p99 %6.0f ms
+  PUBACK                               p50 %6.1f ms   p99 %6.1f ms
+  CPU                                  %.3f s per 1,000 events (load generator included)
+  peak RSS                             %.0f MiB
+  disk on the master, index included   %.0f bytes per event (events are %.0f bytes of JSON)
+  lost %d, logged twice %d, refused %d
+`, r.Events, r.Hubs, r.Devices, r.Window, r.DurationSeconds, r.EventsPerSec, r.BrokerOnlyPerSec, r.Ratio,
+			r.PublishToFinalP50, r.PublishToFinalP99, r.PubackP50, r.PubackP99, r.CPUSecondsPer1k,
+			float64(r.PeakRSSBytes)/(1<<20), r.DiskBytesPerEvent, r.EventJSONBytes, r.EventsLost, r.EventsDuplicated, r.Refused)
+	}
+	if r.EventsLost > 0 || r.EventsDuplicated > 0 {
+		return fmt.Errorf("bench: %d acknowledged events lost, %d logged twice", r.EventsLost, r.EventsDuplicated)
+	}
+	return nil
+}
