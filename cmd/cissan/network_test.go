@@ -144,15 +144,14 @@ func waitHTTP(t testing.TB, p *proc, url string) {
 	t.Fatalf("%s did not answer within 30s\nstderr:\n%s", url, p.tail())
 }
 
-// devicesOn registers one device and connects it to hub i.
-func (n *roleNet) devicesOn(name string, i int) *sim.Device {
+// devicesOn registers a device and connects it to hub i.
+func (n *roleNet) devicesOn(uid string, i int) *sim.Device {
 	n.t.Helper()
 	tok, err := os.ReadFile(filepath.Join(n.root, "registry", "admin.token"))
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	reg := &registry.Client{BaseURL: n.registryAPI, Token: strings.TrimSpace(string(tok))}
-	uid := "dev-on-" + name
 	_, dt, err := reg.Add(context.Background(), "fleet/site", uid)
 	if err != nil {
 		n.t.Fatal(err)
@@ -165,27 +164,12 @@ func (n *roleNet) devicesOn(name string, i int) *sim.Device {
 	return d
 }
 
-// devices registers n devices and connects them round robin to the hubs.
+// devices registers count devices and connects them round robin to the hubs.
 func (n *roleNet) devices(count int) []*sim.Device {
 	n.t.Helper()
-	tok, err := os.ReadFile(filepath.Join(n.root, "registry", "admin.token"))
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	reg := &registry.Client{BaseURL: n.registryAPI, Token: strings.TrimSpace(string(tok))}
 	var devs []*sim.Device
 	for i := 0; i < count; i++ {
-		uid := fmt.Sprintf("dev-%d", i)
-		_, dt, err := reg.Add(context.Background(), "fleet/site", uid)
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		d, err := sim.Dial(context.Background(), n.hubMQTT[i%len(n.hubMQTT)], uid, "fleet/site", dt)
-		if err != nil {
-			n.t.Fatal(err)
-		}
-		n.t.Cleanup(func() { d.Close() })
-		devs = append(devs, d)
+		devs = append(devs, n.devicesOn(fmt.Sprintf("dev-%d", i), i%len(n.hubMQTT)))
 	}
 	return devs
 }
@@ -373,7 +357,7 @@ func (n *roleNet) enrol(id string) {
 	n.start(id, args...)
 	waitReady(t, n.procs[id], "http://"+api)
 	// A device on the new hub logs an event, which must become final.
-	d := n.devicesOn(id, len(n.hubIDs)-1)
+	d := n.devicesOn("dev-on-"+id, len(n.hubIDs)-1)
 	r, err := d.PublishEvent(context.Background(), time.Now())
 	if err != nil || !r.OK() {
 		t.Fatalf("publish through %s: %+v %v", id, r, err)

@@ -274,33 +274,39 @@ func tagsJSON(tags []event.Tag) []TagJSON {
 	return out
 }
 
-// lookup finds an event in the chain: its location and decoded entry.
-func (s *server) lookup(uid string) (store.Located, []byte, *event.Entry, error) {
+// locate finds uid in the chain. When it is not there, locate answers the
+// request itself, through onPending if the event waits in a pool, and
+// returns false.
+func (s *server) locate(w http.ResponseWriter, uid string, onPending func()) (store.Located, bool) {
 	loc, err := s.c.Ledger.Store().Locate(uid)
-	if err != nil {
-		return loc, nil, nil, err
+	switch {
+	case errors.Is(err, store.ErrNotFound) && s.c.Pending != nil && s.c.Pending(uid):
+		onPending()
+		return loc, false
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
+		return loc, false
+	case err != nil:
+		s.internal(w, "locate event", err)
+		return loc, false
 	}
-	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
-	if err != nil {
-		return loc, nil, nil, err
-	}
-	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
-	return loc, raw, en, err
+	return loc, true
 }
 
 func (s *server) event(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	loc, raw, en, err := s.lookup(uid)
-	if errors.Is(err, store.ErrNotFound) {
-		if s.c.Pending != nil && s.c.Pending(uid) {
-			writeJSON(w, http.StatusOK, EventJSON{UID: uid, Status: "pending"})
-			return
-		}
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
+	loc, ok := s.locate(w, uid, func() { writeJSON(w, http.StatusOK, EventJSON{UID: uid, Status: "pending"}) })
+	if !ok {
 		return
 	}
+	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
 	if err != nil {
 		s.internal(w, "read event", err)
+		return
+	}
+	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
+	if err != nil {
+		s.internal(w, "decode event", err)
 		return
 	}
 	hdr, _, err := s.c.Ledger.Store().Header(loc.Height)
@@ -328,17 +334,10 @@ func (s *server) event(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	loc, err := s.c.Ledger.Store().Locate(uid)
-	if errors.Is(err, store.ErrNotFound) {
-		if s.c.Pending != nil && s.c.Pending(uid) {
-			writeError(w, http.StatusConflict, fmt.Sprintf("event %q is pending: not in a block yet", uid))
-			return
-		}
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
-		return
-	}
-	if err != nil {
-		s.internal(w, "locate event", err)
+	loc, ok := s.locate(w, uid, func() {
+		writeError(w, http.StatusConflict, fmt.Sprintf("event %q is pending: not in a block yet", uid))
+	})
+	if !ok {
 		return
 	}
 	blk, err := s.c.Ledger.Block(loc.Height)
