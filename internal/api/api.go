@@ -61,8 +61,8 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
 	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
 	mux.HandleFunc("GET /v1/analyzers", s.private(s.analyzers))
-	mux.HandleFunc("POST /v1/analyzers", s.setAnalyzers)
-	mux.HandleFunc("POST /v1/hubs", s.enrolHub)
+	mux.HandleFunc("POST /v1/analyzers", s.masterOperator(s.setAnalyzers))
+	mux.HandleFunc("POST /v1/hubs", s.masterOperator(s.enrolHub))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -76,6 +76,22 @@ func (s *server) private(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.c.Authorize == nil || !s.c.Authorize(r) {
 			writeError(w, http.StatusUnauthorized, "bearer token required for event contents and proofs")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// masterOperator admits requests that change the chain: the operator's,
+// on the master.
+func (s *server) masterOperator(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.c.Operator == nil || !s.c.Operator(r) {
+			writeError(w, http.StatusUnauthorized, "operator bearer token required")
+			return
+		}
+		if s.c.Master == nil {
+			writeError(w, http.StatusNotFound, "this node is not the master")
 			return
 		}
 		h(w, r)
@@ -466,14 +482,6 @@ func (s *server) analyzers(w http.ResponseWriter, r *http.Request) {
 
 // setAnalyzers queues a new analyzer configuration (operator token).
 func (s *server) setAnalyzers(w http.ResponseWriter, r *http.Request) {
-	if s.c.Operator == nil || !s.c.Operator(r) {
-		writeError(w, http.StatusUnauthorized, "operator bearer token required")
-		return
-	}
-	if s.c.Master == nil {
-		writeError(w, http.StatusNotFound, "this node is not the master")
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
@@ -492,14 +500,6 @@ func (s *server) setAnalyzers(w http.ResponseWriter, r *http.Request) {
 // enrolHub queues a hub's enrolment (operator token): the next block
 // records it, and the hub takes part from the block after.
 func (s *server) enrolHub(w http.ResponseWriter, r *http.Request) {
-	if s.c.Operator == nil || !s.c.Operator(r) {
-		writeError(w, http.StatusUnauthorized, "operator bearer token required")
-		return
-	}
-	if s.c.Master == nil {
-		writeError(w, http.StatusNotFound, "this node is not the master")
-		return
-	}
 	var e chain.Enrolment
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
