@@ -129,6 +129,9 @@ func (n *Network) Enrol(id string, key ed25519.PublicKey, from uint64) (*Network
 		}
 		return n, nil
 	}
+	if n.MasterKey.Equal(key) {
+		return nil, fmt.Errorf("hub %s: the master's key cannot be a hub's", id)
+	}
 	for _, h := range n.Hubs {
 		if h.PublicKey.Equal(key) {
 			return nil, fmt.Errorf("hub %s: key already enrolled for %s", id, h.ID)

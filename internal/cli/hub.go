@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"cissan/internal/api"
 	"cissan/internal/bus"
@@ -35,7 +34,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue of this network")
 	registryURL := fs.String("registry-url", "http://127.0.0.1:8081", "device registry's HTTP API")
 	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry (CISSAN_REGISTRY_TOKEN overrides)")
-	credTTL := fs.Duration("credential-cache", time.Hour, "how long a device's last good login is honoured while the registry is unreachable")
+	credTTL := fs.Duration("credential-cache", registry.DefaultCacheTTL, "how long a device's last good login is honoured while the registry is unreachable (0: not at all)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices")
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
@@ -62,6 +61,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	pub := key.Public().(ed25519.PublicKey)
+	if *credTTL < 0 {
+		return usagef("hub: --credential-cache must not be negative (0 turns the cache off)")
+	}
 	if *printKey {
 		fmt.Fprintf(env.Stdout, "%s=%s\n", *id, hex.EncodeToString(pub))
 		return nil
@@ -97,6 +99,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	}
 	defer b.Close()
 	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
+	creds.Log = log
 	mets := metrics.New()
 	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id)})
 	if err != nil {

@@ -79,6 +79,9 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	if len(hubs) == 0 {
 		return usagef("master: at least one --hub id=PUBLIC_KEY_HEX is required")
 	}
+	if *interval < 10*time.Millisecond {
+		return usagef("master: --block-interval must be at least 10ms")
+	}
 	log, err := newLogger(env, *logLevel)
 	if err != nil {
 		return err
@@ -144,7 +147,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	run(func() { _ = m.Run(ctx) })
 	log.Info("master up", "network_id", netw.ID.String(), "api", *httpAddr, "hubs", len(hubs), "data_dir", *dataDir)
-	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s, network.json %s\n", netw.ID, *httpAddr, filepath.Join(*dataDir, "network.json"))
+	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s (network.json for hubs and verifiers: GET /v1/network)\n", netw.ID, *httpAddr)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

@@ -43,7 +43,7 @@ const (
 
 func runRegistry(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "./data", "directory of registry.db and admin.token")
+	dataDir := fs.String("data-dir", "./data/registry", "directory of registry.db and admin.token")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8081", "address of the registry's HTTP API")
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp://user:pass@host:5672/vhost or amqps://...; when set, device changes are published to the hubs")
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue name (one per network sharing a broker)")
@@ -93,7 +93,7 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("--amqp-url: %w", err)
 		}
 		defer b.Close()
-		pub = newChangePublisher(b, log)
+		pub = newChangePublisher(b, reg, log)
 		// Subscribed before the API serves, so no change escapes.
 		unsubscribe := reg.Subscribe(func(c registry.Change) { pub.add(c.UID) })
 		defer unsubscribe()
@@ -105,7 +105,7 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 			pub.run(pubCtx)
 		}()
 		defer func() { stopPub(); <-pubDone }()
-		if err := replayRecentChanges(ctx, reg, pub, registry.DefaultCacheTTL); err != nil {
+		if err := replayUndelivered(ctx, reg, pub); err != nil {
 			return err
 		}
 	} else {
@@ -153,8 +153,9 @@ type changePublisher struct {
 	bus interface {
 		PublishDeviceChange(ctx context.Context, uid string) error
 	}
-	log  *slog.Logger
-	wake chan struct{}
+	outbox outbox
+	log    *slog.Logger
+	wake   chan struct{}
 
 	mu       sync.Mutex
 	pending  []string
@@ -166,10 +167,16 @@ type changePublisher struct {
 // nor fails shows up in the log.
 const publishAttempt = 10 * time.Second
 
+// outbox is the registry's durable record of changes not yet delivered.
+type outbox interface {
+	Stamp(ctx context.Context, uid string) (int64, bool, error)
+	Delivered(ctx context.Context, uid string, stamp int64) error
+}
+
 func newChangePublisher(b interface {
 	PublishDeviceChange(ctx context.Context, uid string) error
-}, log *slog.Logger) *changePublisher {
-	return &changePublisher{bus: b, log: log, wake: make(chan struct{}, 1), queued: map[string]bool{}}
+}, ob outbox, log *slog.Logger) *changePublisher {
+	return &changePublisher{bus: b, outbox: ob, log: log, wake: make(chan struct{}, 1), queued: map[string]bool{}}
 }
 
 func (p *changePublisher) add(uid string) {
@@ -222,11 +229,22 @@ func (p *changePublisher) run(ctx context.Context) {
 			}
 		}
 		wait := 100 * time.Millisecond
+		// The stamp read before publishing: a change made meanwhile keeps
+		// its outbox row, and its own message follows.
+		stamp, stamped, err := p.outbox.Stamp(ctx, uid)
+		if err != nil {
+			p.log.Error("read device change outbox", "device", uid, "err", err)
+		}
 		for {
 			actx, cancel := context.WithTimeout(ctx, publishAttempt)
 			err := p.bus.PublishDeviceChange(actx, uid)
 			cancel()
 			if err == nil {
+				if stamped {
+					if err := p.outbox.Delivered(context.WithoutCancel(ctx), uid, stamp); err != nil {
+						p.log.Error("record device change delivered", "device", uid, "err", err)
+					}
+				}
 				p.finish(uid, true)
 				p.log.Debug("device change published", "device", uid)
 				break
@@ -265,33 +283,19 @@ func (p *changePublisher) drain(grace time.Duration) int {
 	}
 }
 
-// replayRecentChanges publishes again every device changed (after its
-// creation) within window: a change committed just before the registry
-// stopped may not have reached RabbitMQ, and a hub may still hold a
-// connection or a cached login from before it. Repeats are harmless: a
-// hub drops the device's connections, and the device logs in again.
-func replayRecentChanges(ctx context.Context, reg *registry.Registry, pub *changePublisher, window time.Duration) error {
-	since := time.Now().Add(-window)
-	f := registry.ListFilter{Limit: registry.MaxListLimit}
-	n := 0
-	for {
-		devs, err := reg.List(ctx, f)
-		if err != nil {
-			return fmt.Errorf("replay recent device changes: %w", err)
-		}
-		for _, d := range devs {
-			if d.UpdatedAt.After(d.CreatedAt) && d.UpdatedAt.After(since) {
-				pub.add(d.UID)
-				n++
-			}
-		}
-		if len(devs) < f.Limit {
-			break
-		}
-		f.After = devs[len(devs)-1].UID
+// replayUndelivered publishes the changes that were committed but not
+// confirmed delivered before the registry last stopped: the outbox holds
+// them, written in each change's own transaction.
+func replayUndelivered(ctx context.Context, reg *registry.Registry, pub *changePublisher) error {
+	uids, _, err := reg.Undelivered(ctx)
+	if err != nil {
+		return fmt.Errorf("replay undelivered device changes: %w", err)
 	}
-	if n > 0 {
-		pub.log.Info("publishing recent device changes again", "changes", n, "since", since.UTC().Format(time.RFC3339))
+	for _, uid := range uids {
+		pub.add(uid)
+	}
+	if len(uids) > 0 {
+		pub.log.Info("publishing device changes not yet delivered", "changes", len(uids))
 	}
 	return nil
 }

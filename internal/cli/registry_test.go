@@ -284,14 +284,38 @@ func TestRegistryPublishesChanges(t *testing.T) {
 		t.Fatalf("unexpected change of %q (adding a device is no change to announce)", uid)
 	case <-time.After(100 * time.Millisecond):
 	}
+	if _, _, err := c.Add(ctx, "acme/plant", "dev-2"); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.stop(); err != nil {
 		t.Fatalf("registry stopped with %v, want nil", err)
 	}
 
-	// A restart announces recent changes again, in case the last ones
-	// were lost with the process.
+	// A change committed but never delivered (here: made with no bus at
+	// all) is delivered after the next start; delivered ones are not sent
+	// again.
+	reg, err := registry.Open(filepath.Join(dir, "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Deactivate(ctx, "dev-2"); err != nil {
+		t.Fatal(err)
+	}
+	reg.Close()
 	r = startRegistry(t, dir, "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--amqp-url", url, "--amqp-prefix", prefix)
-	expect("a restart")
+	select {
+	case uid := <-changes:
+		if uid != "dev-2" {
+			t.Fatalf("after a restart the hubs heard of %q, want only the undelivered dev-2", uid)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the undelivered change did not reach the hub within 1s of a restart")
+	}
+	select {
+	case uid := <-changes:
+		t.Fatalf("change of %q sent again after a restart", uid)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 func regRandomHex(n int) string {

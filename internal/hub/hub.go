@@ -81,6 +81,7 @@ type Hub struct {
 	pool    map[string]*poolItem
 	sendq   []*poolItem
 	unsent  []*chain.Validation // verdicts whose publication failed
+	early   []*chain.Validation // other hubs' verdicts on blocks not stored yet
 	sendSig chan struct{}
 
 	blockMu sync.Mutex // blocks are validated one at a time
@@ -336,6 +337,7 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 			return err
 		}
 		h.retire(covered.uids)
+		h.recordEarly(b.Header.Height)
 		h.stats.Validated.Add(1)
 		for _, c := range covered.conflicts {
 			h.stats.Refused.Add(1)
@@ -356,6 +358,28 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		return fmt.Errorf("%w: %s", ErrRejected, v.Reason)
 	}
 	return nil
+}
+
+// recordEarly stores the validations of block height that arrived before
+// it, and drops any kept for lower heights.
+func (h *Hub) recordEarly(height uint64) {
+	h.mu.Lock()
+	var now, later []*chain.Validation
+	for _, v := range h.early {
+		switch {
+		case v.Height == height:
+			now = append(now, v)
+		case v.Height > height:
+			later = append(later, v)
+		}
+	}
+	h.early = later
+	h.mu.Unlock()
+	for _, v := range now {
+		if err := h.led.RecordValidation(v); err != nil {
+			h.log.Debug("validation not recorded", "from", v.HubID, "height", v.Height, "err", err)
+		}
+	}
 }
 
 type coverage struct {
@@ -426,9 +450,21 @@ func (h *Hub) retire(uids []string) {
 	}
 }
 
-// HandleValidation stores another hub's validation of a block this hub has.
+// maxEarly bounds the validations a hub keeps for blocks it has not yet.
+const maxEarly = 4096
+
+// HandleValidation stores another hub's validation of a block this hub
+// has; one for a block it has not yet is kept until the block is stored.
 func (h *Hub) HandleValidation(ctx context.Context, v *chain.Validation) error {
 	if v.HubID == h.cfg.ID {
+		return nil
+	}
+	if v.Height >= h.led.Height() {
+		h.mu.Lock()
+		if len(h.early) < maxEarly {
+			h.early = append(h.early, v)
+		}
+		h.mu.Unlock()
 		return nil
 	}
 	if err := h.led.RecordValidation(v); err != nil {

@@ -84,7 +84,7 @@ func newFixtureWith(t *testing.T, cfg analyze.Config) *fixture {
 	f := &fixture{bus: &fakeBus{}, masterKey: key(1), hubKey: key(2)}
 	f.net = &chain.Network{
 		ID: chain.NetworkID{7}, MasterKey: f.masterKey.Public().(ed25519.PublicKey), Quorum: 1,
-		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}},
+		Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: f.hubKey.Public().(ed25519.PublicKey)}, {ID: "hub-2", PublicKey: key(3).Public().(ed25519.PublicKey)}},
 	}
 	log := slog.New(slog.DiscardHandler)
 	led, err := ledger.Open(context.Background(), ledger.Config{Dir: t.TempDir(), Network: f.net, Limits: event.DefaultLimits(), Log: log})
@@ -385,5 +385,27 @@ func TestHubRetriesAVerdictItCouldNotPublish(t *testing.T) {
 	f.hub.retryValidations(context.Background())
 	if v := f.bus.last(t); v.Height != 1 || v.Verdict != chain.Accept {
 		t.Fatalf("retried validation %+v, want the accept of block 1", v)
+	}
+}
+
+// TestHubKeepsAVerdictThatArrivesBeforeItsBlock: another hub's validation
+// of a block this hub has not stored yet is recorded once the block is.
+func TestHubKeepsAVerdictThatArrivesBeforeItsBlock(t *testing.T) {
+	f := newFixture(t)
+	blk := f.block(f.submit(t, sampleEvent("e1", 20)))
+	other := &chain.Validation{HubID: "hub-2", Height: blk.Header.Height, BlockHash: blk.Header.Hash(), Verdict: chain.Accept}
+	other.Sign(f.net.ID, key(3))
+	if err := f.hub.HandleValidation(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.hub.HandleBlock(context.Background(), blk); err != nil {
+		t.Fatal(err)
+	}
+	ok, _, err := f.hub.led.Accepting(blk.Header.Height)
+	if err != nil || len(ok) != 2 {
+		t.Fatalf("accepting hubs of block %d = %v, %v; want hub-1 and hub-2", blk.Header.Height, ok, err)
+	}
+	if len(f.hub.early) != 0 {
+		t.Fatalf("%d early validations still kept after their block", len(f.hub.early))
 	}
 }

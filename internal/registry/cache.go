@@ -70,12 +70,9 @@ type cacheEntry struct {
 }
 
 // NewCache returns a cache in front of upstream (a Client, usually) that
-// vouches for a login for ttl after the registry last accepted it;
-// DefaultCacheTTL if ttl <= 0.
+// vouches for a login for ttl after the registry last accepted it; a ttl
+// of 0 vouches for nothing, so every login needs the registry.
 func NewCache(upstream Authenticator, ttl time.Duration) *Cache {
-	if ttl <= 0 {
-		ttl = DefaultCacheTTL
-	}
 	return &Cache{upstream: upstream, ttl: ttl, now: time.Now, entries: map[string]cacheEntry{}}
 }
 

@@ -205,12 +205,9 @@ func TestCacheTimeout(t *testing.T) {
 		<-ctx.Done()
 		return Device{}, errors.Join(ErrUnreachable, ctx.Err())
 	}}
-	c := NewCache(up, 0)
+	c := NewCache(up, DefaultCacheTTL)
 	c.Log = slog.New(slog.DiscardHandler)
 	c.Timeout = 20 * time.Millisecond
-	if c.ttl != DefaultCacheTTL {
-		t.Errorf("ttl 0 gives %s, want %s", c.ttl, DefaultCacheTTL)
-	}
 	ctx := context.Background()
 	if _, err := c.Authenticate(ctx, "dev1", "cst_t"); err != nil {
 		t.Fatal(err)
@@ -227,5 +224,25 @@ func TestCacheTimeout(t *testing.T) {
 	defer cancel()
 	if _, err := c.Authenticate(cctx, "dev1", "cst_t"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("login past the caller's own deadline = %v; want its deadline error", err)
+	}
+}
+
+// TestCacheOff: a TTL of 0 vouches for nothing.
+func TestCacheOff(t *testing.T) {
+	down := false
+	up := &fakeAuth{authenticate: func(ctx context.Context, uid, _ string) (Device, error) {
+		if down {
+			return Device{}, ErrUnreachable
+		}
+		return Device{UID: uid, Status: StatusActive}, nil
+	}}
+	c := NewCache(up, 0)
+	c.Log = slog.New(slog.DiscardHandler)
+	if _, err := c.Authenticate(context.Background(), "dev1", "cst_t"); err != nil {
+		t.Fatal(err)
+	}
+	down = true
+	if _, err := c.Authenticate(context.Background(), "dev1", "cst_t"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("login with the cache off and the registry down = %v, want ErrUnreachable", err)
 	}
 }

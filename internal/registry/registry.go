@@ -130,6 +130,12 @@ CREATE TABLE IF NOT EXISTS devices (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS devices_namespace ON devices (namespace, uid);
 CREATE INDEX IF NOT EXISTS devices_status ON devices (status, uid);
+-- Changes not yet confirmed delivered to the hubs: written in the change's
+-- own transaction, deleted once the bus confirms, re-sent after a restart.
+CREATE TABLE IF NOT EXISTS outbox (
+	uid        TEXT PRIMARY KEY,
+	changed_us INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 // Open opens the registry in the SQLite file at path, creating it if needed.
@@ -366,6 +372,9 @@ func (r *Registry) change(ctx context.Context, op, uid string, newHash []byte, n
 	if err != nil {
 		return Device{}, fmt.Errorf("%s device %q: %w", op, uid, err)
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO outbox (uid, changed_us) VALUES (?, ?)`, uid, now.UnixMicro()); err != nil {
+		return Device{}, fmt.Errorf("%s device %q: outbox: %w", op, uid, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return Device{}, fmt.Errorf("%s device %q: commit: %w", op, uid, err)
 	}
@@ -468,4 +477,48 @@ func (r *Registry) Counts(ctx context.Context) (map[Status]int, error) {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
 	return counts, nil
+}
+
+// Undelivered returns the devices whose latest change is not yet confirmed
+// delivered to the hubs, oldest change first, with the stamp of that
+// change for Delivered.
+func (r *Registry) Undelivered(ctx context.Context) (uids []string, stamps []int64, err error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT uid, changed_us FROM outbox ORDER BY changed_us, uid`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid string
+		var st int64
+		if err := rows.Scan(&uid, &st); err != nil {
+			return nil, nil, fmt.Errorf("read outbox: %w", err)
+		}
+		uids, stamps = append(uids, uid), append(stamps, st)
+	}
+	return uids, stamps, rows.Err()
+}
+
+// Stamp returns the stamp of uid's undelivered change, if it has one.
+func (r *Registry) Stamp(ctx context.Context, uid string) (int64, bool, error) {
+	var st int64
+	err := r.db.QueryRowContext(ctx, `SELECT changed_us FROM outbox WHERE uid = ?`, uid).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read outbox: %w", err)
+	}
+	return st, true, nil
+}
+
+// Delivered records that the change of uid with the given stamp reached
+// the bus. A later change of the same device keeps its row.
+func (r *Registry) Delivered(ctx context.Context, uid string, stamp int64) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM outbox WHERE uid = ? AND changed_us = ?`, uid, stamp); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
 }

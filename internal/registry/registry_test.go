@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTest(t *testing.T) (*Registry, string) {
@@ -500,5 +501,43 @@ func TestConcurrent(t *testing.T) {
 	}
 	if notified != 40 {
 		t.Errorf("%d changes notified, want 40", notified)
+	}
+}
+
+// TestOutboxKeepsUndeliveredChanges: every change is recorded for delivery
+// in its own transaction, stays until delivered, and a change made while
+// an earlier one is being delivered is kept.
+func TestOutboxKeepsUndeliveredChanges(t *testing.T) {
+	r, _ := openTest(t)
+	ctx := context.Background()
+	if _, _, err := r.Add(ctx, "a/b", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if uids, _, _ := r.Undelivered(ctx); len(uids) != 0 {
+		t.Fatalf("a new device is in the outbox: %v", uids)
+	}
+	if _, err := r.Deactivate(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	stamp, ok, err := r.Stamp(ctx, "d1")
+	if err != nil || !ok {
+		t.Fatalf("Stamp = %v, %v, %v", stamp, ok, err)
+	}
+	time.Sleep(2 * time.Microsecond)
+	if _, err := r.Revoke(ctx, "d1"); err != nil { // while the first is being delivered
+		t.Fatal(err)
+	}
+	if err := r.Delivered(ctx, "d1", stamp); err != nil {
+		t.Fatal(err)
+	}
+	uids, stamps, err := r.Undelivered(ctx)
+	if err != nil || len(uids) != 1 || uids[0] != "d1" {
+		t.Fatalf("after delivering the first change: %v, %v; want the revocation kept", uids, err)
+	}
+	if err := r.Delivered(ctx, "d1", stamps[0]); err != nil {
+		t.Fatal(err)
+	}
+	if uids, _, _ := r.Undelivered(ctx); len(uids) != 0 {
+		t.Fatalf("outbox not empty after delivery: %v", uids)
 	}
 }
