@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"cissan/internal/analyze"
+	"cissan/internal/chain"
+	"cissan/internal/event"
+)
+
+func key(b byte) ed25519.PrivateKey {
+	seed := make([]byte, ed25519.SeedSize)
+	seed[0] = b
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func pub(b byte) ed25519.PublicKey { return key(b).Public().(ed25519.PublicKey) }
+
+func open(t *testing.T, dir string, net *chain.Network) *Ledger {
+	t.Helper()
+	l, err := Open(context.Background(), Config{Dir: dir, Network: net, Limits: event.DefaultLimits(), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestControlsTakeEffectAndSurviveARestart: a block's analyzer
+// configuration decides its own tags, its hub enrolment counts from the
+// next block, and both come back from the chain when the ledger reopens.
+func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
+	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	dir := t.TempDir()
+	l := open(t, dir, net)
+	cfg := analyze.Config{Range: []analyze.RangeRule{{Key: "t", Min: 0, Max: 10}}}
+	controls := [][]byte{
+		chain.Control{Kind: chain.ControlAnalyzers, Body: cfg.Encode()}.Encode(),
+		chain.Enrolment{ID: "hub-2", PublicKey: hex.EncodeToString(pub(3))}.Encode(),
+	}
+	an, got, err := l.AnalyzersFor(controls)
+	if err != nil || got == nil {
+		t.Fatalf("AnalyzersFor = %v, %v", got, err)
+	}
+	en := &event.Entry{HubID: "hub-1", ReceivedMs: 1, Event: event.Event{UID: "e1", Timestamp: 1, Namespace: "a/b", DeviceUID: "d",
+		Items: []event.Item{{Key: "t", Value: event.Value{Kind: event.KindNumber, Num: 50}}}}}
+	en.Tags = an.Tags(&en.Event)
+	if len(en.Tags) != 1 {
+		t.Fatalf("the block's own configuration did not tag its entry: %v", en.Tags)
+	}
+	x := l.Expect()
+	blk := chain.Seal(chain.Header{Network: x.Network, HistoryRoot: x.HistoryRoot}, [][]byte{en.Encode()}, controls, key(1))
+	if _, err := blk.Check(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), blk, []*event.Entry{en}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check := func(l *Ledger, when string) {
+		t.Helper()
+		h := l.Network().Hub("hub-2")
+		if h == nil || h.FromHeight != 1 || !h.PublicKey.Equal(pub(3)) {
+			t.Fatalf("%s: hub-2 = %+v, want it from height 1", when, h)
+		}
+		if c := l.Configs(); len(c) != 1 || c[0].Height != 0 {
+			t.Fatalf("%s: configs %+v, want one at height 0", when, c)
+		}
+		if l.Tagged() != 1 {
+			t.Fatalf("%s: %d tagged events, want 1", when, l.Tagged())
+		}
+		if net.Hub("hub-2") != nil {
+			t.Fatalf("%s: the network the ledger was opened with was changed in place", when)
+		}
+	}
+	check(l, "after the block")
+	l.Close()
+	check(open(t, dir, net), "after reopening")
+}
+
+func TestNextNetworkRefusesConflicts(t *testing.T) {
+	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	for name, c := range map[string]struct {
+		e    chain.Enrolment
+		want string
+	}{
+		"id with another key": {chain.Enrolment{ID: "hub-1", PublicKey: hex.EncodeToString(pub(5))}, "another key"},
+		"key of another hub":  {chain.Enrolment{ID: "hub-2", PublicKey: hex.EncodeToString(pub(2))}, "already enrolled for hub-1"},
+		"the master's key":    {chain.Enrolment{ID: "hub-2", PublicKey: hex.EncodeToString(pub(1))}, "master's key"},
+		"reserved id":         {chain.Enrolment{ID: "master", PublicKey: hex.EncodeToString(pub(5))}, "reserved"},
+		"malformed key":       {chain.Enrolment{ID: "hub-2", PublicKey: "zz"}, "public_key"},
+	} {
+		if _, err := NextNetwork(net, 3, [][]byte{c.e.Encode()}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: NextNetwork = %v, want an error with %q", name, err, c.want)
+		}
+	}
+	same, err := NextNetwork(net, 3, [][]byte{chain.Enrolment{ID: "hub-1", PublicKey: hex.EncodeToString(pub(2))}.Encode()})
+	if err != nil || len(same.Hubs) != 1 {
+		t.Fatalf("re-enrolling a hub with its own key = %+v, %v; want no change", same, err)
+	}
+}
