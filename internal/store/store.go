@@ -24,6 +24,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 
 	"cissan/internal/chain"
@@ -46,6 +47,13 @@ type Options struct {
 // Open opens or creates the database in dir.
 func Open(dir string, o Options) (*Store, error) {
 	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly}
+	// Every event is looked up by uid before it is stored (is it a
+	// retransmit?), and almost always it is not there: bloom filters let
+	// those misses skip reading the tables.
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
