@@ -126,15 +126,24 @@ func (e *Event) Check(lim Limits) error {
 	}
 	for i := range e.Items {
 		it := &e.Items[i]
-		field := fmt.Sprintf("items[%d]", i)
-		if err := checkKey(field+".key", it.Key, lim.MaxKeyLen); err != nil {
-			return err
+		// Field names are built only for an error: Check runs on every
+		// event a hub takes in.
+		if err := checkKey("key", it.Key, lim.MaxKeyLen); err != nil {
+			return inItem(i, err)
 		}
-		if err := checkValue(field+".value", it.Value, lim, true); err != nil {
-			return err
+		if err := checkValue("value", it.Value, lim, true); err != nil {
+			return inItem(i, err)
 		}
 	}
 	return nil
+}
+
+// inItem puts an item field's error under items[i].
+func inItem(i int, err error) error {
+	if e, ok := err.(*Error); ok {
+		return &Error{Field: fmt.Sprintf("items[%d].%s", i, e.Field), Reason: e.Reason}
+	}
+	return err
 }
 
 func checkValue(field string, v Value, lim Limits, top bool) error {
@@ -159,7 +168,10 @@ func checkValue(field string, v Value, lim Limits, top bool) error {
 			return errf(field, "array has %d elements, at most %d allowed", len(v.Array), lim.MaxArrayLen)
 		}
 		for i, el := range v.Array {
-			if err := checkValue(fmt.Sprintf("%s[%d]", field, i), el, lim, false); err != nil {
+			if err := checkValue("", el, lim, false); err != nil {
+				if e, ok := err.(*Error); ok {
+					return &Error{Field: fmt.Sprintf("%s[%d]", field, i), Reason: e.Reason}
+				}
 				return err
 			}
 		}
