@@ -40,7 +40,23 @@ type Config struct {
 	// Master queues analyzer configurations and hub enrolments; nil on
 	// nodes that are not the master.
 	Master ControlQueue
+	// Anchor returns the Bitcoin timestamp covering the block at a height;
+	// nil when anchoring is off.
+	Anchor func(height uint64) *AnchorJSON
 	Log    *slog.Logger
+}
+
+// AnchorJSON is how a block is timestamped on Bitcoin. A transaction
+// carries the hash of one block (AnchoredHeight); it covers that block
+// and every earlier one through the history tree.
+type AnchorJSON struct {
+	State          string     `json:"state"` // pending, broadcast, confirmed
+	AnchoredHeight *uint64    `json:"anchored_height,omitempty"`
+	TxID           string     `json:"txid,omitempty"`
+	BitcoinHeight  int64      `json:"bitcoin_height,omitempty"`
+	BitcoinBlock   string     `json:"bitcoin_block,omitempty"`
+	BitcoinTime    *time.Time `json:"bitcoin_time,omitempty"`
+	Confirmations  int64      `json:"confirmations,omitempty"`
 }
 
 // ControlQueue is the master's side of changes recorded on the chain.
@@ -170,6 +186,7 @@ type BlockJSON struct {
 	Rejected        int                    `json:"rejected"`
 	Quorum          int                    `json:"quorum"`
 	Final           bool                   `json:"final"`
+	Anchor          *AnchorJSON            `json:"anchor,omitempty"`
 }
 
 func (s *server) blockJSON(h uint64) (*BlockJSON, error) {
@@ -192,6 +209,9 @@ func (s *server) blockJSON(h uint64) (*BlockJSON, error) {
 		Quorum: s.c.Ledger.Network().Quorum,
 	}
 	b.Final = b.Accepted >= b.Quorum
+	if s.c.Anchor != nil {
+		b.Anchor = s.c.Anchor(h)
+	}
 	for _, v := range vals {
 		b.Validations = append(b.Validations, proof.ValidationToJSON(v))
 	}
