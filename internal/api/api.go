@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/index"
@@ -32,8 +33,14 @@ type Config struct {
 	Pending func(uid string) bool
 	// Status returns extra fields for GET /v1/status (nodes, pools, devices).
 	Status func(ctx context.Context) map[string]any
-	// Authorize admits requests for event contents and proofs.
+	// Authorize admits requests for event contents and proofs. It is
+	// consulted only when Access is nil, and then grants everything.
 	Authorize func(*http.Request) bool
+	// Access says what a request's token may read: everything (operator),
+	// the events of some namespaces (read tokens), or nothing private.
+	// Events, proofs and search are limited to the token's namespaces;
+	// an event outside them is answered 404, as if it did not exist.
+	Access access.Resolver
 	// Operator admits requests that change the network (the operator
 	// token); nil refuses them all.
 	Operator func(*http.Request) bool
@@ -76,7 +83,7 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/events", s.private(s.search))
 	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
 	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
-	mux.HandleFunc("GET /v1/analyzers", s.private(s.analyzers))
+	mux.HandleFunc("GET /v1/analyzers", s.operatorRead(s.analyzers))
 	mux.HandleFunc("POST /v1/analyzers", s.masterOperator(s.setAnalyzers))
 	mux.HandleFunc("POST /v1/hubs", s.masterOperator(s.enrolHub))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -88,13 +95,83 @@ type server struct {
 	c Config
 }
 
+// accessOf is what r may read.
+func (s *server) accessOf(r *http.Request) access.Access {
+	if s.c.Access != nil {
+		return access.Of(r, s.c.Access)
+	}
+	if s.c.Authorize != nil && s.c.Authorize(r) {
+		return access.Access{All: true, Label: "operator"}
+	}
+	return access.Public
+}
+
+type accessKey struct{}
+
+// requestAccess is the access private stored in r's context.
+func requestAccess(r *http.Request) access.Access {
+	a, _ := r.Context().Value(accessKey{}).(access.Access)
+	return a
+}
+
+// private admits requests whose token reads event contents. On routes
+// with an event {uid}, a read token must cover the event's namespace; an
+// event outside it is answered exactly as a missing one, so that a scoped
+// token cannot even learn which uids exist elsewhere.
 func (s *server) private(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.c.Authorize == nil || !s.c.Authorize(r) {
+		a := s.accessOf(r)
+		if !a.Granted() {
 			writeError(w, http.StatusUnauthorized, "bearer token required for event contents and proofs")
 			return
 		}
-		h(w, r)
+		if uid := r.PathValue("uid"); uid != "" && !a.All {
+			ns, err := s.namespaceOf(uid)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.internal(w, "locate event", err)
+				return
+			}
+			if err != nil || !a.Allows(ns) {
+				writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
+				return
+			}
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, a)))
+	}
+}
+
+// namespaceOf reads the namespace of the event uid from the chain (not
+// the index, which may trail the chain by a block). A pending event is
+// store.ErrNotFound: its namespace is not on the chain yet.
+func (s *server) namespaceOf(uid string) (string, error) {
+	loc, err := s.c.Ledger.Store().Locate(uid)
+	if err != nil {
+		return "", err
+	}
+	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
+	if err != nil {
+		return "", err
+	}
+	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
+	if err != nil {
+		return "", fmt.Errorf("decode entry %d/%d: %w", loc.Height, loc.Index, err)
+	}
+	return en.Event.Namespace, nil
+}
+
+// operatorRead admits reads that span every namespace (the analyzer
+// configuration names namespaces): the operator's only.
+func (s *server) operatorRead(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a := s.accessOf(r)
+		switch {
+		case a.All:
+			h(w, r)
+		case a.Granted():
+			writeError(w, http.StatusForbidden, "operator token required: a read token sees only its namespaces' events")
+		default:
+			writeError(w, http.StatusUnauthorized, "operator bearer token required")
+		}
 	}
 }
 
@@ -416,6 +493,7 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var qq index.Query
 	qq.DeviceUID, qq.Namespace, qq.Key, qq.Tag, qq.Text, qq.Cursor = q.Get("device"), q.Get("namespace"), q.Get("key"), q.Get("tag"), q.Get("q"), q.Get("cursor")
+	qq.Namespaces = requestAccess(r).Scope()
 	var err error
 	if qq.From, err = msParam(q.Get("from")); err != nil {
 		writeError(w, http.StatusBadRequest, "from: "+err.Error())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cissan/internal/analyze"
+	"cissan/internal/anchor"
 	"cissan/internal/api"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
@@ -66,12 +67,17 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	var hubs hubFlags
 	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
+	anchorOpts := addAnchorFlags(fs)
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
 	}
 	tlsCfg, err := amqpTLS.Config()
 	if err != nil {
 		return usagef("master: %v", err)
+	}
+	ancCfg, err := anchorOpts.config(*dataDir)
+	if err != nil {
+		return err
 	}
 	if *amqpURL == "" {
 		return usagef("master: --amqp-url is required")
@@ -133,13 +139,30 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	mets.GaugeFunc("cissan_final_height", "One more than the newest final block.", nil, func() float64 { return float64(led.FinalHeight()) })
 	mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", map[string]string{"node": "master"}, func() float64 { return float64(m.PoolSize()) })
 	mux.Handle("GET /metrics", mets.Handler())
-	api.Handler(api.Config{
+	var anc *anchor.Service
+	if ancCfg != nil {
+		ancCfg.Dir, ancCfg.Chain, ancCfg.Log = *dataDir, anchor.LedgerChain(led), log.With("node", "anchor")
+		if anc, err = anchor.New(*ancCfg); err != nil {
+			return err
+		}
+		anc.RegisterMetrics(mets)
+		run(func() { _ = anc.Run(ctx); _ = anc.Close() })
+	}
+	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
 		Master: m, Log: log,
 		Status: func(context.Context) map[string]any {
-			return map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize()}}}
+			out := map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize()}}}
+			if anc != nil {
+				out["anchor"] = anc.Status()
+			}
+			return out
 		},
-	}, mux)
+	}
+	if anc != nil {
+		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
+	}
+	api.Handler(apiCfg, mux)
 	stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 	if err != nil {
 		return err
@@ -147,7 +170,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	run(func() { _ = m.Run(ctx) })
 	log.Info("master up", "network_id", netw.ID.String(), "api", *httpAddr, "hubs", len(hubs), "data_dir", *dataDir)
-	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s (network.json for hubs and verifiers: GET /v1/network)\n", netw.ID, *httpAddr)
+	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s (network.json for hubs and verifiers: GET /v1/network), anchoring %s\n", netw.ID, *httpAddr, describeAnchor(anc))
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,21 +12,28 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"cissan/internal/proof"
 )
 
 // runProof fetches an event's proof bundle from the API and writes it to
-// stdout or a file, ready for `cissan verify proof`.
+// stdout or a file, ready for `cissan verify proof`; with --ots, it
+// writes the OpenTimestamps file and the entry bytes it timestamps.
 func runProof(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("proof", flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "API base URL")
 	tokenFile := fs.String("token-file", "./data/admin.token", "file holding a bearer token (CISSAN_TOKEN overrides)")
 	out := fs.String("o", "", "write the proof to this file instead of stdout")
+	asOTS := fs.Bool("ots", false, "write an OpenTimestamps file to -o FILE.ots and the entry bytes it timestamps to FILE (needs a confirmed Bitcoin anchor)")
 	pos, err := parseFlags(fs, env, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("usage: cissan proof [--api URL] [--token-file FILE] [-o FILE] EVENT_UID")
+		return usagef("usage: cissan proof [--api URL] [--token-file FILE] [-o FILE] [--ots] EVENT_UID")
+	}
+	if *asOTS && !strings.HasSuffix(*out, ".ots") {
+		return usagef("proof: --ots needs -o FILE.ots; the entry bytes go to FILE")
 	}
 	tok, err := operatorToken(*tokenFile)
 	if err != nil {
@@ -35,6 +43,9 @@ func runProof(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("proof for %q: %w", pos[0], err)
 	}
+	if *asOTS {
+		return writeOTS(env, body, *out)
+	}
 	if *out == "" {
 		_, err = env.Stdout.Write(body)
 		return err
@@ -43,6 +54,32 @@ func runProof(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("write proof: %w", err)
 	}
 	fmt.Fprintf(env.Stderr, "proof written to %s\n", *out)
+	return nil
+}
+
+// writeOTS converts a bundle to an OpenTimestamps file at path and writes
+// the entry bytes beside it, where OpenTimestamps tools look for them.
+func writeOTS(env Env, bundle []byte, path string) error {
+	b, err := proof.Parse(bundle)
+	if err != nil {
+		return err
+	}
+	data, err := proof.OTS(b)
+	if err != nil {
+		return fmt.Errorf("proof: %w", err)
+	}
+	entry, err := base64.StdEncoding.DecodeString(b.Entry)
+	if err != nil {
+		return fmt.Errorf("proof: entry: %w", err)
+	}
+	target := strings.TrimSuffix(path, ".ots")
+	if err := os.WriteFile(target, entry, 0o644); err != nil {
+		return fmt.Errorf("write entry: %w", err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("write OpenTimestamps proof: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "OpenTimestamps proof written to %s, for the entry bytes in %s\n", path, target)
 	return nil
 }
 

@@ -48,6 +48,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	var rules rangeFlags
 	fs.Var(&rules, "range", "range rule [org/group:]key=min:max tagging out_of_range values (repeatable; default temperature=-40:85 and humidity=0:100)")
 	analyzersFile := fs.String("analyzers", "", "analyzer configuration JSON for a new chain's first block (see docs/analyzers.md); instead of --range")
+	anchorOpts := addAnchorFlags(fs)
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -68,19 +69,23 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	anc, err := anchorOpts.config(*dataDir)
+	if err != nil {
+		return err
+	}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload
 	n, err := local.Start(ctx, local.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, Hubs: *hubs,
-		BlockInterval: *interval, Limits: lim, Analyzers: initial, Log: log,
+		BlockInterval: *interval, Limits: lim, Analyzers: initial, Anchor: anc, Log: log,
 	})
 	if err != nil {
 		return err
 	}
 	abs, _ := filepath.Abs(*dataDir)
-	fmt.Fprintf(env.Stdout, "cissan is up: network %s\n  API        %s\n  MQTT hubs  %s\n  token      %s\n  network    %s\nPress Ctrl-C to stop.\n",
+	fmt.Fprintf(env.Stdout, "cissan is up: network %s\n  API        %s\n  MQTT hubs  %s\n  token      %s\n  network    %s\n  anchoring  %s\nPress Ctrl-C to stop.\n",
 		n.Net.ID, n.APIURL, strings.Join(n.MQTTAddrs(), ", "),
-		filepath.Join(abs, "admin.token"), filepath.Join(abs, "network.json"))
+		filepath.Join(abs, "admin.token"), filepath.Join(abs, "network.json"), describeAnchor(n.Anchor))
 	<-ctx.Done()
 	log.Info("shutting down")
 	return n.Close()

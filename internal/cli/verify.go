@@ -3,13 +3,16 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"cissan/internal/bitcoin"
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/proof"
@@ -34,13 +37,16 @@ func runVerify(ctx context.Context, env Env, args []string) error {
 }
 
 // runVerifyProof checks a proof bundle offline against network.json.
-func runVerifyProof(_ context.Context, env Env, args []string) error {
+func runVerifyProof(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("verify proof", flag.ContinueOnError)
 	networkPath := fs.String("network", "", "the network's `network.json` (required)")
 	eventPath := fs.String("event", "", "an event `file` (JSON) that must equal the logged event; - for stdin")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	btcHeader := fs.String("bitcoin-header", "", "a trusted Bitcoin block header (160 hex digits, or a file holding them) to check the proof's Bitcoin block against")
+	btcRPC := fs.String("bitcoin-rpc", "", "a Bitcoin node's JSON-RPC URL to check the proof's Bitcoin block against")
+	btcAuth := fs.String("bitcoin-rpc-auth", "", "file holding the node's RPC user:password")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: cissan verify proof --network network.json [--event event.json] [--json] proof.json|-")
+		fmt.Fprintln(fs.Output(), "usage: cissan verify proof --network network.json [--event event.json] [--bitcoin-header HEX|--bitcoin-rpc URL] [--json] proof.json|-")
 		fs.PrintDefaults()
 	}
 	pos, err := parseFlags(fs, env, args)
@@ -94,6 +100,11 @@ func runVerifyProof(_ context.Context, env Env, args []string) error {
 		}
 		res.Checked = append(res.Checked, "the given event equals the logged event, field by field")
 	}
+	if res.Anchor != nil && (*btcHeader != "" || *btcRPC != "") {
+		if berr := checkBitcoin(ctx, res, *btcHeader, *btcRPC, *btcAuth); berr != nil {
+			return printFailure(env.Stdout, *asJSON, fmt.Errorf("verify proof: %w", berr))
+		}
+	}
 	if perr := printResult(env.Stdout, res, *asJSON, err); perr != nil {
 		return perr
 	}
@@ -101,6 +112,35 @@ func runVerifyProof(_ context.Context, env Env, args []string) error {
 		return fmt.Errorf("verify proof: %w", err)
 	}
 	return nil
+}
+
+// checkBitcoin compares the proof's Bitcoin block with a trusted header
+// or with the block a node has at that height.
+func checkBitcoin(ctx context.Context, res *proof.Result, header, rpcURL, auth string) error {
+	if header != "" {
+		s := strings.TrimSpace(header)
+		if b, err := os.ReadFile(header); err == nil {
+			s = strings.TrimSpace(string(b))
+		}
+		raw, err := hex.DecodeString(s)
+		if err != nil {
+			return fmt.Errorf("--bitcoin-header: not hex, nor a file of hex: %w", err)
+		}
+		h, err := bitcoin.ParseHeader(raw)
+		if err != nil {
+			return fmt.Errorf("--bitcoin-header: %w", err)
+		}
+		return res.CheckBitcoin(h.BlockHash(), "the given Bitcoin header")
+	}
+	c, err := bitcoin.Dial(rpcURL, auth)
+	if err != nil {
+		return fmt.Errorf("--bitcoin-rpc: %w", err)
+	}
+	hash, err := c.BlockHash(ctx, res.Anchor.BitcoinHeight)
+	if err != nil {
+		return fmt.Errorf("--bitcoin-rpc: %w", err)
+	}
+	return res.CheckBitcoin(hash, "the Bitcoin node at "+c.URL())
 }
 
 // printFailure prints err as JSON when asked to, and returns it.

@@ -24,6 +24,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"cissan/internal/analyze"
+	"cissan/internal/anchor"
 	"cissan/internal/api"
 	"cissan/internal/cli"
 	"cissan/internal/event"
@@ -52,6 +53,13 @@ type testNet struct {
 // test fails.
 func startNet(t *testing.T, dir string, hubs int) *testNet {
 	t.Helper()
+	return startNetAnchored(t, dir, hubs, nil)
+}
+
+// startNetAnchored is startNet with the master anchoring on Bitcoin as
+// anc says (nil: off).
+func startNetAnchored(t *testing.T, dir string, hubs int, anc *anchor.Config) *testNet {
+	t.Helper()
 	logs := &syncBuffer{}
 	n, err := local.Start(t.Context(), local.Config{
 		DataDir:       dir,
@@ -62,6 +70,7 @@ func startNet(t *testing.T, dir string, hubs int) *testNet {
 		ResubmitAfter: 2 * time.Second,
 		Limits:        event.DefaultLimits(),
 		Analyzers:     analyze.Config{Range: analyze.DefaultRangeRules()},
+		Anchor:        anc,
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"cissan/internal/bus"
 	"cissan/internal/chain"
 	"cissan/internal/event"
+	"cissan/internal/explorer"
 	"cissan/internal/hub"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
@@ -209,7 +210,7 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	// Metrics carry counts, heights and durations, never event contents,
 	// device ids or namespaces: public, like block headers.
 	mux.Handle("GET /metrics", n.Metrics.Handler())
-	api.Handler(api.Config{
+	ac := api.Config{
 		Ledger:    ml,
 		Pending:   n.pending,
 		Status:    n.status,
@@ -217,7 +218,24 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 		Operator:  registry.OperatorAuth(n.Token),
 		Master:    n.Master,
 		Log:       n.cfg.Log,
-	}, mux)
+	}
+	// Read tokens (auditors) see their namespaces' events, in the API and
+	// the explorer alike; only the operator token manages them.
+	ac.Access = n.Registry.Resolver(n.Token)
+	api.Handler(ac, mux)
+	tokens := registry.NewReadTokenHandler(n.Registry, registry.OperatorAuth(n.Token))
+	mux.Handle("/v1/tokens", tokens)
+	mux.Handle("/v1/tokens/", tokens)
+	ex, err := explorer.New(explorer.Config{
+		Ledger: ml, Access: ac.Access, Status: n.status, Metrics: n.Metrics, Anchor: ac.Anchor,
+		Registry: n.Registry, Pending: n.pending, Log: n.cfg.Log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ex.Mount(mux)
+	n.goRun(func() { ex.Run(ctx) })
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.APIURL = "http://" + ln.Addr().String()
 	n.goRun(func() { _ = n.http.Serve(ln) })

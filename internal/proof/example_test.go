@@ -18,7 +18,7 @@ func Example() {
 	}
 	val := vecValidation(blocks[0], hub)
 
-	b, err := proof.Build(net.ID, blocks[0], 0, []chain.Validation{val})
+	b, err := proof.Build(net.ID, blocks[0], 0, []chain.Validation{val}, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -41,13 +41,17 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
 )
 
-// Version is the bundle format version this package writes and verifies.
-const Version = 1
+// Version is the newest bundle format version this package writes and
+// verifies. Version 1 bundles carry no Bitcoin anchor ("anchor": null);
+// version 2 bundles may carry one. Build writes version 1 when it has no
+// anchor to add, so that version 1 verifiers still read those.
+const Version = 2
 
 // Bundle is a proof bundle as it travels in JSON.
 type Bundle struct {
@@ -60,7 +64,7 @@ type Bundle struct {
 	BlockHash       string           `json:"block_hash"`
 	MasterSignature string           `json:"master_signature"`
 	Validations     []ValidationJSON `json:"validations"`
-	Anchor          json.RawMessage  `json:"anchor"`
+	Anchor          json.RawMessage  `json:"anchor"` // null or an Anchor
 }
 
 // ValidationJSON is a hub's validation as JSON, in bundles and in the HTTP
@@ -128,7 +132,10 @@ func decodeHex(s string, n int) ([]byte, error) {
 // be for blk; they are copied in the given order. Build checks that the
 // proof it makes verifies against blk's header, so that a store that lost
 // or altered an entry cannot hand out a bundle that will never verify.
-func Build(network chain.NetworkID, blk *chain.Block, index int, validations []chain.Validation) (*Bundle, error) {
+//
+// anchor, when not nil, is the Bitcoin part for blk (see the anchor
+// package); the bundle is then of version 2 and Build checks that part too.
+func Build(network chain.NetworkID, blk *chain.Block, index int, validations []chain.Validation, anchor *Anchor) (*Bundle, error) {
 	if blk.Header.Network != network {
 		return nil, fmt.Errorf("build proof: block is for network %s, not %s", blk.Header.Network, network)
 	}
@@ -145,7 +152,7 @@ func Build(network chain.NetworkID, blk *chain.Block, index int, validations []c
 	}
 	hash := blk.Header.Hash()
 	b := &Bundle{
-		Version:         Version,
+		Version:         1,
 		NetworkID:       network.String(),
 		Entry:           base64.StdEncoding.EncodeToString(blk.Entries[index]),
 		LeafIndex:       uint64(index),
@@ -164,6 +171,16 @@ func Build(network chain.NetworkID, blk *chain.Block, index int, validations []c
 				i, v.HubID, v.Height, v.BlockHash, blk.Header.Height, hash)
 		}
 		b.Validations = append(b.Validations, ValidationToJSON(v))
+	}
+	if anchor != nil {
+		raw, err := json.Marshal(anchor)
+		if err != nil {
+			return nil, fmt.Errorf("build proof: %w", err)
+		}
+		b.Version, b.Anchor = 2, raw
+		if err := verifyAnchor(raw, &blk.Header, hash, &Result{}); err != nil {
+			return nil, fmt.Errorf("build proof: Bitcoin anchor of block %d: %w", blk.Header.Height, err)
+		}
 	}
 	return b, nil
 }
@@ -225,7 +242,8 @@ type Result struct {
 	Rejected    []string   // hubs whose rejecting validation verified
 	Quorum      int
 	Final       bool
-	Checked     []string // one sentence per check passed, in order
+	Anchor      *AnchorResult // nil for a bundle without a Bitcoin anchor
+	Checked     []string      // one sentence per check passed, in order
 }
 
 // Event returns the logged event.
@@ -253,13 +271,18 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 	}
 	r := &Result{Network: net.ID, Quorum: net.Quorum}
 
-	if b.Version != Version {
-		return nil, invalid("version", "bundle version %d, this verifier knows only %d", b.Version, Version)
+	if b.Version != 1 && b.Version != 2 {
+		return nil, invalid("version", "bundle version %d, this verifier knows 1 and 2", b.Version)
 	}
-	if a := bytes.TrimSpace(b.Anchor); len(a) != 0 && string(a) != "null" {
-		return nil, invalid("anchor", "bundle carries a Bitcoin anchor, which a version %d verifier cannot check", Version)
+	anchored := len(bytes.TrimSpace(b.Anchor)) != 0 && string(bytes.TrimSpace(b.Anchor)) != "null"
+	switch {
+	case anchored && b.Version == 1:
+		return nil, invalid("anchor", "a version 1 bundle cannot carry a Bitcoin anchor")
+	case anchored:
+		r.checked("bundle format version %d, with a Bitcoin anchor", b.Version)
+	default:
+		r.checked("bundle format version %d, without a Bitcoin anchor", b.Version)
 	}
-	r.checked("bundle format version %d, without a Bitcoin anchor", Version)
 
 	id, err := chain.ParseNetworkID(b.NetworkID)
 	if err != nil {
@@ -366,6 +389,12 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 		r.checked("validation by %s (%s) verifies under its key", v.HubID, v.Verdict)
 	}
 
+	if anchored {
+		if err := verifyAnchor(b.Anchor, h, r.BlockHash, r); err != nil {
+			return nil, err
+		}
+	}
+
 	if len(r.Accepted) < net.Quorum {
 		return r, &CheckError{
 			Check: "quorum",
@@ -397,7 +426,17 @@ type resultJSON struct {
 	Accepted    []string        `json:"accepted"`
 	Rejected    []string        `json:"rejected"`
 	Quorum      int             `json:"quorum"`
+	Bitcoin     *bitcoinJSON    `json:"bitcoin,omitempty"`
 	Checked     []string        `json:"checked"`
+}
+
+type bitcoinJSON struct {
+	AnchoredHeight uint64    `json:"anchored_height"`
+	TxID           string    `json:"txid"`
+	BlockHash      string    `json:"block_hash"`
+	Height         int64     `json:"height"`
+	Time           time.Time `json:"time"`
+	HeaderChecked  bool      `json:"header_checked"` // against a trusted header or a node, not only its proof of work
 }
 
 type tagJSON struct {
@@ -426,6 +465,12 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	}
 	for _, t := range r.Entry.Tags {
 		j.Tags = append(j.Tags, tagJSON{Analyzer: t.Analyzer, Key: t.Key, Label: t.Label, Score: t.Score})
+	}
+	if a := r.Anchor; a != nil {
+		j.Bitcoin = &bitcoinJSON{
+			AnchoredHeight: a.AnchoredHeight, TxID: a.TxID.String(), BlockHash: a.BitcoinBlockHash.String(),
+			Height: a.BitcoinHeight, Time: a.BitcoinTime, HeaderChecked: a.HeaderChecked,
+		}
 	}
 	return json.Marshal(j)
 }
@@ -458,6 +503,17 @@ func (r *Result) Summary() string {
 	fmt.Fprintf(&s, "accepted:   %s (quorum %d)\n", list(r.Accepted), r.Quorum)
 	if len(r.Rejected) > 0 {
 		fmt.Fprintf(&s, "rejected:   %s\n", list(r.Rejected))
+	}
+	if a := r.Anchor; a != nil {
+		fmt.Fprintf(&s, "bitcoin:    existed by block %d (%s), mined %s\n", a.BitcoinHeight, a.BitcoinBlockHash, a.BitcoinTime.Format(time.RFC3339))
+		fmt.Fprintf(&s, "            transaction %s anchors block %d\n", a.TxID, a.AnchoredHeight)
+		if a.HeaderChecked {
+			s.WriteString("            the Bitcoin block was checked against the Bitcoin chain\n")
+		} else {
+			s.WriteString("            NOT checked against the Bitcoin chain, only its proof of work: pass --bitcoin-header or --bitcoin-rpc\n")
+		}
+	} else {
+		s.WriteString("bitcoin:    no anchor in this proof\n")
 	}
 	s.WriteString("checks:\n")
 	for _, c := range r.Checked {

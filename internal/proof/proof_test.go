@@ -66,7 +66,7 @@ func (f *fixture) validation(hub string, verdict chain.Verdict) chain.Validation
 
 func (f *fixture) bundle(t testing.TB, index int) *proof.Bundle {
 	t.Helper()
-	b, err := proof.Build(f.net.ID, f.blk, index, f.vals)
+	b, err := proof.Build(f.net.ID, f.blk, index, f.vals, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,8 @@ func TestTamperEveryByte(t *testing.T) {
 	}
 	for name, mod := range map[string]func(b *proof.Bundle){
 		"version 0":         func(b *proof.Bundle) { b.Version = 0 },
-		"version 2":         func(b *proof.Bundle) { b.Version = 2 },
+		"version 3":         func(b *proof.Bundle) { b.Version = 3 },
+		"anchor in v2":      func(b *proof.Bundle) { b.Version, b.Anchor = 2, json.RawMessage(`{"txid":"00"}`) },
 		"anchor":            func(b *proof.Bundle) { b.Anchor = json.RawMessage(`{"txid":"00"}`) },
 		"anchor false":      func(b *proof.Bundle) { b.Anchor = json.RawMessage(`false`) },
 		"network id":        func(b *proof.Bundle) { b.NetworkID = flipHex(t, b.NetworkID, 0) },
@@ -280,7 +281,7 @@ func TestQuorum(t *testing.T) {
 	f := newFixture(t, 3)
 	// One accept, one reject: below the quorum of 2.
 	vals := []chain.Validation{f.validation("hub-1", chain.Accept), f.validation("hub-2", chain.Reject)}
-	b, err := proof.Build(f.net.ID, f.blk, 1, vals)
+	b, err := proof.Build(f.net.ID, f.blk, 1, vals, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,13 +296,13 @@ func TestQuorum(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 	// No validations at all.
-	b, _ = proof.Build(f.net.ID, f.blk, 1, nil)
+	b, _ = proof.Build(f.net.ID, f.blk, 1, nil, nil)
 	if _, err := proof.Verify(b, f.net); !errors.Is(err, proof.ErrNotFinal) {
 		t.Fatalf("no validations: %v", err)
 	}
 	// Two accepts and a reject: final.
 	vals = append(vals, f.validation("hub-3", chain.Accept))
-	b, _ = proof.Build(f.net.ID, f.blk, 1, vals)
+	b, _ = proof.Build(f.net.ID, f.blk, 1, vals, nil)
 	if r, err := proof.Verify(b, f.net); err != nil || !r.Final || len(r.Rejected) != 1 {
 		t.Fatalf("2 of 3: %v %+v", err, r)
 	}
@@ -312,7 +313,7 @@ func TestValidationHubs(t *testing.T) {
 	stranger := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{99}, 32))
 	v := chain.Validation{HubID: "hub-9", Height: 4, BlockHash: f.blk.Header.Hash(), Verdict: chain.Accept}
 	v.Sign(f.net.ID, stranger)
-	b, err := proof.Build(f.net.ID, f.blk, 0, append(f.vals[:1:1], v))
+	b, err := proof.Build(f.net.ID, f.blk, 0, append(f.vals[:1:1], v), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestValidationHubs(t *testing.T) {
 	// A hub signing under another hub's name.
 	v = chain.Validation{HubID: "hub-2", Height: 4, BlockHash: f.blk.Header.Hash(), Verdict: chain.Accept}
 	v.Sign(f.net.ID, f.hubs["hub-3"])
-	b, _ = proof.Build(f.net.ID, f.blk, 0, []chain.Validation{f.vals[0], v})
+	b, _ = proof.Build(f.net.ID, f.blk, 0, []chain.Validation{f.vals[0], v}, nil)
 	mustFail(t, f, b, "hub signing as another")
 	// A hub that joined after this block.
 	late := *f.net
@@ -357,24 +358,24 @@ func TestValidationHubs(t *testing.T) {
 
 func TestBuildRefusals(t *testing.T) {
 	f := newFixture(t, 3)
-	if _, err := proof.Build(f.net.ID, f.blk, 3, nil); err == nil {
+	if _, err := proof.Build(f.net.ID, f.blk, 3, nil, nil); err == nil {
 		t.Fatal("index out of range accepted")
 	}
-	if _, err := proof.Build(f.net.ID, f.blk, -1, nil); err == nil {
+	if _, err := proof.Build(f.net.ID, f.blk, -1, nil, nil); err == nil {
 		t.Fatal("negative index accepted")
 	}
 	var other chain.NetworkID
-	if _, err := proof.Build(other, f.blk, 0, nil); err == nil {
+	if _, err := proof.Build(other, f.blk, 0, nil, nil); err == nil {
 		t.Fatal("wrong network accepted")
 	}
 	v := f.validation("hub-1", chain.Accept)
 	v.Height = 3
-	if _, err := proof.Build(f.net.ID, f.blk, 0, []chain.Validation{v}); err == nil {
+	if _, err := proof.Build(f.net.ID, f.blk, 0, []chain.Validation{v}, nil); err == nil {
 		t.Fatal("validation of another block accepted")
 	}
 	broken := *f.blk
 	broken.Entries = [][]byte{f.blk.Entries[0], f.blk.Entries[2], f.blk.Entries[1]}
-	if _, err := proof.Build(f.net.ID, &broken, 0, nil); err == nil {
+	if _, err := proof.Build(f.net.ID, &broken, 0, nil, nil); err == nil {
 		t.Fatal("entries that do not match the header accepted")
 	}
 }

@@ -339,7 +339,7 @@ func buildVectors(t *testing.T) []byte {
 	val := vecValidation(b0, hub)
 	v.Validation = validationVecJSON{ValidationJSON: proof.ValidationToJSON(val), Message: hexs(val.Message(vecNetwork))}
 
-	bundle, err := proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{val})
+	bundle, err := proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{val}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,193 @@
+package explorer_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// secrets are strings of the test events that no anonymous visitor may
+// see: uids, device ids, namespaces and item contents.
+var secrets = []string{"evt-secret-", "dev-secret-", "orgx/grpsecret", "orgy/other", "marker-payload-text", "sekrit_key"}
+
+// fixture starts a network and logs events of two namespaces, one of them
+// tagged by the range analyzer.
+func fixture(t *testing.T, hubs int) *testNet {
+	t.Helper()
+	tn := startNet(t, hubs)
+	a := tn.device("dev-secret-a", "orgx/grpsecret")
+	b := tn.device("dev-secret-b", "orgy/other")
+	now := time.Now().Add(-time.Minute)
+	for i := range 12 {
+		temp := 20.0 + float64(i%5)
+		if i == 7 {
+			temp = 150 // out of range: tagged
+		}
+		publish(t, a, "evt-secret-a"+itoa(i), now.Add(time.Duration(i)*time.Second), "temperature", temp, "sekrit_key", "marker-payload-text")
+	}
+	publish(t, b, "evt-secret-b0", now, "temperature", 3.5)
+	tn.waitFinal("evt-secret-a11")
+	tn.waitFinal("evt-secret-b0")
+	return tn
+}
+
+func itoa(i int) string { return fmt.Sprintf("%02d", i) }
+
+func TestAnonymousCrawlShowsNoEventContent(t *testing.T) {
+	tn := fixture(t, 2)
+	pages := crawl(t, tn.APIURL, 400, func(p string) (int, string) { return tn.get(p, "") })
+	for _, must := range []string{"/", "/blocks", "/verify", "/events", "/v1/network"} {
+		if _, ok := pages[must]; !ok {
+			t.Errorf("crawl did not reach %s", must)
+		}
+	}
+	blockPages := 0
+	for p := range pages {
+		if strings.HasPrefix(p, "/blocks/") {
+			blockPages++
+		}
+	}
+	if blockPages < 2 {
+		t.Errorf("crawl reached %d block pages, want every linked block", blockPages)
+	}
+	assertNoSecrets(t, pages, secrets)
+	// Pages reached directly, with no link to them, say nothing either.
+	for _, p := range []string{"/events/evt-secret-a01", "/events?device=dev-secret-a", "/devices", "/devices/dev-secret-a"} {
+		code, body := tn.get(p, "")
+		if code != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: %d, want 401", p, code)
+		}
+		// The sign-in form echoes the address the visitor typed, to return
+		// there; nothing else may name the event or device.
+		body = strings.ReplaceAll(body, html.EscapeString(p), "")
+		assertNoSecrets(t, map[string]string{p: body}, secrets)
+	}
+}
+
+func TestOperatorSeesEverything(t *testing.T) {
+	tn := fixture(t, 2)
+	code, body := tn.get("/events?namespace=orgx/grpsecret", tn.Token)
+	if code != 200 || !strings.Contains(body, "evt-secret-a11") || strings.Contains(body, "evt-secret-b0") {
+		t.Fatalf("operator search by namespace: %d\n%s", code, body)
+	}
+	code, body = tn.get("/events/evt-secret-a07", tn.Token)
+	if code != 200 || !strings.Contains(body, "out_of_range") || !strings.Contains(body, "marker-payload-text") ||
+		!strings.Contains(body, `href="/v1/events/evt-secret-a07/proof"`) || !strings.Contains(body, "format=ots") {
+		t.Fatalf("operator event page: %d\n%s", code, body)
+	}
+	code, body = tn.get("/devices/dev-secret-a", tn.Token)
+	if code != 200 || strings.Count(body, `class="anomaly"`) != 1 || !strings.Contains(body, "<path d=\"M") {
+		t.Fatalf("device page: %d, want a chart with one anomaly marked\n%s", code, body)
+	}
+	code, body = tn.get("/devices", tn.Token)
+	if code != 200 || !strings.Contains(body, "dev-secret-b") {
+		t.Fatalf("devices page: %d", code)
+	}
+	// Search pages: 12 events of a device, 5 a page.
+	code, body = tn.get("/events?device=dev-secret-a&q=marker", tn.Token)
+	if code != 200 || !strings.Contains(body, "evt-secret-a11") {
+		t.Fatalf("full-text search: %d", code)
+	}
+}
+
+func TestReadTokenSeesOnlyItsNamespaces(t *testing.T) {
+	tn := fixture(t, 2)
+	nt, err := tn.Registry.CreateReadToken(t.Context(), "auditor", []string{"orgy/other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := nt.Token
+
+	// API: search is limited to the token's namespace, whatever the filter.
+	for _, q := range []string{"/v1/events", "/v1/events?namespace=orgx/grpsecret", "/v1/events?device=dev-secret-a"} {
+		code, body := tn.get(q, tok)
+		var res struct {
+			Events []struct{ UID, Namespace string }
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
+			t.Fatalf("GET %s: %d %s", q, code, body)
+		}
+		for _, e := range res.Events {
+			if e.Namespace != "orgy/other" {
+				t.Errorf("GET %s with a token for orgy/other returned %s of %s", q, e.UID, e.Namespace)
+			}
+		}
+	}
+	for p, want := range map[string]int{
+		"/v1/events/evt-secret-b0":        200,
+		"/v1/events/evt-secret-b0/proof":  200,
+		"/v1/events/evt-secret-a01":       404,
+		"/v1/events/evt-secret-a01/proof": 404,
+		"/v1/events/no-such-event":        404,
+		"/v1/analyzers":                   403,
+		"/v1/devices":                     401,
+		"/v1/tokens":                      401,
+	} {
+		if code, body := tn.get(p, tok); code != want {
+			t.Errorf("GET %s with a read token: %d, want %d (%s)", p, code, want, body)
+		}
+	}
+	// Pages.
+	code, body := tn.get("/events", tok)
+	if code != 200 || !strings.Contains(body, "evt-secret-b0") || strings.Contains(body, "evt-secret-a") {
+		t.Fatalf("search page with a read token: %d\n%s", code, body)
+	}
+	if code, _ := tn.get("/events/evt-secret-a01", tok); code != 404 {
+		t.Errorf("event page of another namespace: %d, want 404", code)
+	}
+	if code, _ := tn.get("/devices", tok); code != 403 {
+		t.Errorf("devices page with a read token: %d, want 403", code)
+	}
+	loc, _ := tn.Master.Ledger().Store().Locate("evt-secret-a01")
+	code, body = tn.get(fmt.Sprintf("/blocks/%d", loc.Height), tok)
+	if code != 200 || strings.Contains(body, "evt-secret-a") || strings.Contains(body, "dev-secret-a") {
+		t.Errorf("block page with a read token shows another namespace's entries: %d", code)
+	}
+	// Revoked: nothing.
+	if _, err := tn.Registry.RevokeReadToken(t.Context(), nt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := tn.get("/v1/events/evt-secret-b0", tok); code != 401 {
+		t.Errorf("revoked token: %d, want 401", code)
+	}
+}
+
+func TestLoginCookie(t *testing.T) {
+	tn := startNet(t, 1)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(tn.APIURL+"/login", map[string][]string{"token": {tn.Token}, "next": {"//evil.example/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("login: %d to %q, want 303 to / (never off-site)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	ck := resp.Cookies()
+	if len(ck) != 1 || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Value != tn.Token {
+		t.Fatalf("login cookie: %+v", ck)
+	}
+	resp, err = c.PostForm(tn.APIURL+"/login", map[string][]string{"token": {"cso_wrong"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+		t.Fatalf("wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	// The cookie reads; it never changes anything.
+	req, _ := http.NewRequest(http.MethodPost, tn.APIURL+"/v1/analyzers", strings.NewReader(`{"range":[]}`))
+	req.AddCookie(ck[0])
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /v1/analyzers with the login cookie: %d, want 401", resp.StatusCode)
+	}
+}
