@@ -395,6 +395,7 @@ func spends(tx *wire.MsgTx, op wire.OutPoint) bool {
 // that the node does not hold: one it never got, or lost in a restart or
 // a reorg. A refusal drops the transaction; its anchor is then redone.
 func (s *Service) rebroadcast(ctx context.Context) error {
+	var refused error
 	for _, w := range s.sortedTxs() {
 		if !w.ours || !w.live() || w.height >= 0 || s.mempool[w.id] {
 			continue
@@ -413,11 +414,14 @@ func (s *Service) rebroadcast(ctx context.Context) error {
 				return err
 			}
 			s.attemptError(w.id, w.dropped)
+			if refused == nil {
+				refused = fmt.Errorf("anchor transaction %s %s; the blocks it covered wait for the next anchor", w.id, w.dropped)
+			}
 		default:
 			return err
 		}
 	}
-	return nil
+	return refused
 }
 
 // sortedTxs returns the wallet's transactions, oldest first.
