@@ -4,7 +4,13 @@
 // stores, indexes and advances analyzer state the same way.
 //
 // The store is the source of truth. The index may lag it after a crash; the
-// ledger brings it level at open and after every append.
+// ledger brings it level at open. After that a background indexer keeps it
+// level: Append hands each stored block to it and returns, so that neither
+// the master's next block nor a hub's countersignature waits for SQLite,
+// and under load several blocks go into one index transaction. A block
+// counts as final (Final, FinalHeight) only once this node has indexed it,
+// so whoever is told an event is final can also find it by search. Close
+// indexes every stored block before it returns.
 package ledger
 
 import (
@@ -15,6 +21,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -39,6 +46,19 @@ type Ledger struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// The background indexer (see indexLoop). idxMu serializes writes to
+	// the index; indexed is the index height once Open returns.
+	idxMu    sync.Mutex
+	indexed  atomic.Uint64
+	qMu      sync.Mutex // guards idxq, idxqN and idxWake
+	idxq     []index.BlockInput
+	idxqN    int           // entries in idxq
+	idxWake  chan struct{} // closed and replaced whenever indexed grows
+	idxSig   chan struct{}
+	idxStop  chan struct{}
+	idxDone  chan struct{}
+	idxClose context.CancelFunc
 
 	mu     sync.RWMutex // guards the head below
 	height uint64
@@ -70,11 +90,16 @@ func Open(ctx context.Context, c Config) (*Ledger, error) {
 		st.Close()
 		return nil, err
 	}
-	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory()}
+	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory(),
+		idxWake: make(chan struct{}), idxSig: make(chan struct{}, 1), idxStop: make(chan struct{}), idxDone: make(chan struct{})}
 	if err := l.recover(ctx); err != nil {
+		close(l.idxDone)
 		l.Close()
 		return nil, err
 	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.idxClose = cancel
+	go l.indexLoop(ictx)
 	return l, nil
 }
 
@@ -111,9 +136,15 @@ func (l *Ledger) recover(ctx context.Context) error {
 // Tagged returns the number of events in the chain that carry a tag.
 func (l *Ledger) Tagged() int64 { return l.tagged.Load() }
 
-// Close closes the store and index. Closing twice is harmless.
+// Close indexes every stored block not yet indexed, then closes the store
+// and index. Closing twice is harmless.
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
+		close(l.idxStop)
+		<-l.idxDone
+		if l.idxClose != nil {
+			l.idxClose()
+		}
 		l.closeErr = errors.Join(l.idx.Close(), l.st.Close())
 	})
 	return l.closeErr
@@ -221,33 +252,139 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 			l.tagged.Add(1)
 		}
 	}
-	if err := l.indexBlock(ctx, blk, hash, entries); err != nil {
-		// The block is durable; the index catches up on the next append
-		// or at the next start.
-		l.log.Error("index block", "height", blk.Header.Height, "err", err)
-	}
+	l.queueIndex(index.BlockInput{Height: blk.Header.Height, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
 	return nil
 }
 
-func (l *Ledger) indexBlock(ctx context.Context, blk *chain.Block, hash chain.Hash, entries []*event.Entry) error {
-	ih, err := l.idx.Height(ctx)
-	if err != nil {
+// maxQueuedEntries bounds the decoded entries waiting for the indexer. A
+// block that would pass it is not queued: the indexer reads it back from
+// the store instead, so a slow index costs time, never unbounded memory.
+const maxQueuedEntries = 200_000
+
+// queueIndex hands a stored block to the indexer.
+func (l *Ledger) queueIndex(b index.BlockInput) {
+	l.qMu.Lock()
+	if l.idxqN+len(b.Entries) <= maxQueuedEntries || len(l.idxq) == 0 {
+		l.idxq = append(l.idxq, b)
+		l.idxqN += len(b.Entries)
+	}
+	l.qMu.Unlock()
+	select {
+	case l.idxSig <- struct{}{}:
+	default:
+	}
+}
+
+// indexLoop indexes stored blocks as Append queues them, all that wait in
+// one transaction. When Close asks it to stop, it first indexes every
+// stored block, so that a cleanly closed node's index is level with its
+// chain (`cissan verify data` checks that).
+func (l *Ledger) indexLoop(ctx context.Context) {
+	defer close(l.idxDone)
+	retry := time.Second
+	for {
+		var stopping bool
+		select {
+		case <-l.idxSig:
+		case <-l.idxStop:
+			stopping = true
+		}
+		if err := l.indexQueued(ctx); err != nil {
+			l.log.Error("index blocks; will retry", "err", err, "retry_in", retry)
+			if stopping {
+				return
+			}
+			select {
+			case <-time.After(retry):
+			case <-l.idxStop:
+			}
+			select {
+			case l.idxSig <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// indexQueued indexes the queued blocks, reading from the store any
+// stored block the queue lacks.
+func (l *Ledger) indexQueued(ctx context.Context) error {
+	l.idxMu.Lock()
+	defer l.idxMu.Unlock()
+	l.qMu.Lock()
+	q := l.idxq
+	l.idxq, l.idxqN = nil, 0
+	l.qMu.Unlock()
+	next := l.indexed.Load()
+	for len(q) > 0 && q[0].Height < next {
+		q = q[1:]
+	}
+	if len(q) == 0 || q[0].Height != next {
+		// Blocks the queue dropped, or an earlier failure: read them back.
+		return l.syncIndexLocked(ctx)
+	}
+	for i := range q {
+		if q[i].Height != next+uint64(i) {
+			return l.syncIndexLocked(ctx)
+		}
+	}
+	if err := l.idx.AddBlocks(ctx, q); err != nil {
+		if h, herr := l.idx.Height(ctx); herr == nil {
+			l.setIndexed(h)
+		}
 		return err
 	}
-	if ih != blk.Header.Height {
-		return l.SyncIndex(ctx)
+	l.setIndexed(q[len(q)-1].Height + 1)
+	return nil
+}
+
+func (l *Ledger) setIndexed(h uint64) {
+	l.qMu.Lock()
+	defer l.qMu.Unlock()
+	if h != l.indexed.Load() {
+		l.indexed.Store(h)
+		close(l.idxWake)
+		l.idxWake = make(chan struct{})
 	}
-	return l.idx.AddBlocks(ctx, []index.BlockInput{{
-		Height: blk.Header.Height, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries,
-	}})
+}
+
+// IndexedHeight returns the number of blocks this node has indexed.
+func (l *Ledger) IndexedHeight() uint64 { return l.indexed.Load() }
+
+// WaitIndexed waits until this node has indexed blocks below h.
+func (l *Ledger) WaitIndexed(ctx context.Context, h uint64) error {
+	for {
+		l.qMu.Lock()
+		wake := l.idxWake
+		l.qMu.Unlock()
+		if l.indexed.Load() >= h {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index height %d: %w", h, ctx.Err())
+		}
+	}
 }
 
 // SyncIndex indexes every stored block above the index's height.
 func (l *Ledger) SyncIndex(ctx context.Context) error {
+	l.idxMu.Lock()
+	defer l.idxMu.Unlock()
+	return l.syncIndexLocked(ctx)
+}
+
+func (l *Ledger) syncIndexLocked(ctx context.Context) error {
 	ih, err := l.idx.Height(ctx)
 	if err != nil {
 		return err
 	}
+	l.setIndexed(ih)
 	top := l.Height()
 	for h := ih; h < top; {
 		var batch []index.BlockInput
@@ -263,6 +400,7 @@ func (l *Ledger) SyncIndex(ctx context.Context) error {
 		if err := l.idx.AddBlocks(ctx, batch); err != nil {
 			return fmt.Errorf("sync index: %w", err)
 		}
+		l.setIndexed(h)
 	}
 	return nil
 }
@@ -300,8 +438,12 @@ func (l *Ledger) Accepting(h uint64) ([]string, []chain.Validation, error) {
 	return ok, vals, nil
 }
 
-// Final reports whether block h has the quorum of accepting validations.
+// Final reports whether block h has the quorum of accepting validations
+// and this node has indexed it.
 func (l *Ledger) Final(h uint64) (bool, error) {
+	if h >= l.indexed.Load() {
+		return false, nil
+	}
 	ok, _, err := l.Accepting(h)
 	return len(ok) >= l.Network().Quorum, err
 }
