@@ -17,7 +17,11 @@ const MaxBatch = 2000
 // when a validated block covers it, so a crash anywhere here loses nothing.
 func (h *Hub) forwardLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var last time.Time // when the last batch went out
 	for {
+		if !h.linger(ctx, last) {
+			return
+		}
 		items := h.nextBatch()
 		if len(items) == 0 {
 			select {
@@ -27,6 +31,7 @@ func (h *Hub) forwardLoop(ctx context.Context) {
 			}
 			continue
 		}
+		last = time.Now()
 		if err := h.send(ctx, items); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -42,6 +47,36 @@ func (h *Hub) forwardLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+	}
+}
+
+// forwardLinger is the least time between two batches that are not full.
+// Every batch costs the master a signature check and a synced write, so
+// under load it pays to let a batch fill for a moment: at 10,000 events/s
+// batches of 200 instead of a few dozen. An idle hub's first event goes out
+// at once, since the last batch is older than this.
+const forwardLinger = 20 * time.Millisecond
+
+// linger waits until forwardLinger has passed since the last batch, or a
+// full batch waits. It returns false when ctx ends.
+func (h *Hub) linger(ctx context.Context, last time.Time) bool {
+	wait := time.Until(last.Add(forwardLinger))
+	if wait <= 0 {
+		return true
+	}
+	h.mu.Lock()
+	full := len(h.sendq) >= MaxBatch
+	h.mu.Unlock()
+	if full {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
