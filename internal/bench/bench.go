@@ -42,6 +42,9 @@ type Config struct {
 	BlockInterval time.Duration
 	PayloadItems  int    // items per event (1-3 sensor readings, then extra numeric items)
 	DataDir       string // where the network keeps its stores; a temporary directory if empty
+	// NoBaseline skips the broker-only run, so that a CPU profile shows
+	// the pipeline alone; the result then has no ratio.
+	NoBaseline bool
 	Progress      func(format string, args ...any)
 }
 
@@ -160,12 +163,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res := &Result{Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
 
-	say("broker only: %d devices, %d in flight each, for %v", c.Devices, c.Window, c.Duration)
-	base, err := brokerOnly(ctx, c)
-	if err != nil {
-		return nil, err
+	var err error
+	if !c.NoBaseline {
+		say("broker only: %d devices, %d in flight each, for %v", c.Devices, c.Window, c.Duration)
+		if res.BrokerOnlyPerSec, err = brokerOnly(ctx, c); err != nil {
+			return nil, err
+		}
 	}
-	res.BrokerOnlyPerSec = base
 
 	dir := c.DataDir
 	if dir == "" {

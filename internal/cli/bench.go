@@ -25,6 +25,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	fs.DurationVar(&c.BlockInterval, "block-interval", time.Second, "time between blocks")
 	fs.IntVar(&c.PayloadItems, "payload-items", 3, "items per event")
 	fs.StringVar(&c.DataDir, "data-dir", "", "keep the network's stores here (default: a temporary directory, removed after)")
+	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "skip the broker-only run (to profile the pipeline alone)")
 	asJSON := fs.Bool("json", false, "print one JSON object with every figure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
