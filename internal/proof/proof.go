@@ -23,11 +23,11 @@
 // people reading the bundle; Verify recomputes it from the header and
 // refuses a bundle whose block_hash differs. Hex is written in lower case.
 //
-// anchor is reserved for the Bitcoin anchor: the block's audit path in the
-// history tree of a later, anchored block, the raw transaction, its Merkle
-// branch, the Bitcoin block header and height. A version 1 verifier cannot
-// check one, so Verify refuses a bundle whose anchor is not null rather
-// than ignore what it cannot check.
+// anchor is null, or in a version 2 bundle the Bitcoin part (Anchor):
+// the block's audit path in the history tree of a later, anchored block,
+// the raw transaction that carries that block's hash, its Merkle branch,
+// the Bitcoin block header and height. OTS writes the same path as an
+// OpenTimestamps file.
 package proof
 
 import (
