@@ -15,7 +15,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +48,10 @@ type Config struct {
 	// NoBaseline skips the broker-only run, so that a CPU profile shows
 	// the pipeline alone; the result then has no ratio.
 	NoBaseline bool
-	Progress      func(format string, args ...any)
+	// RSSEvery, if positive, samples the process's resident memory this
+	// often while the pipeline runs, to show whether memory stays flat.
+	RSSEvery time.Duration
+	Progress func(format string, args ...any)
 }
 
 // Result holds the figures of one run. JSON names are the documented
@@ -71,6 +77,61 @@ type Result struct {
 	Window              int     `json:"window"`
 	DurationSeconds     float64 `json:"duration_seconds"`
 	BlockIntervalMillis int64   `json:"block_interval_ms"`
+	RatePerSec          float64 `json:"rate_per_sec,omitempty"`
+	// RSS sampled during the pipeline run (Config.RSSEvery).
+	RSSSamples []RSSSample `json:"rss_samples,omitempty"`
+}
+
+// RSSSample is the process's resident memory and Go heap at one moment.
+type RSSSample struct {
+	Seconds   float64 `json:"s"`
+	RSSBytes  int64   `json:"rss_bytes"`
+	HeapBytes uint64  `json:"heap_inuse_bytes"`
+}
+
+// sampleRSS records memory every d until stop is closed.
+func sampleRSS(d time.Duration, stop <-chan struct{}) <-chan []RSSSample {
+	out := make(chan []RSSSample, 1)
+	go func() {
+		var got []RSSSample
+		start := time.Now()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		take := func() {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			got = append(got, RSSSample{Seconds: time.Since(start).Seconds(), RSSBytes: currentRSS(), HeapBytes: ms.HeapInuse})
+		}
+		take()
+		for {
+			select {
+			case <-stop:
+				take()
+				out <- got
+				return
+			case <-t.C:
+				take()
+			}
+		}
+	}()
+	return out
+}
+
+// currentRSS reads the resident set size from /proc (Linux); 0 elsewhere.
+func currentRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }
 
 // sample is one acknowledged publish.
@@ -88,12 +149,11 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 	var mu sync.Mutex
 	var out []sample
 	var refused, sent atomic.Int64
-	var tick <-chan time.Time
-	if rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		tick = t.C
-	}
+	// At a fixed rate, publish n is due at begin + n/rate: a shared
+	// schedule rather than a ticker, whose ticks are lost when they come
+	// faster than the timer resolution.
+	begin := time.Now()
+	var due atomic.Int64
 	stop := make(chan struct{})
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -118,11 +178,14 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 			go func() {
 				defer wg.Done()
 				for {
-					if tick != nil {
-						select {
-						case <-tick:
-						case <-ctx.Done():
-							return
+					if rate > 0 {
+						at := begin.Add(time.Duration(float64(due.Add(1)-1) / rate * float64(time.Second)))
+						if wait := time.Until(at); wait > 0 {
+							select {
+							case <-time.After(wait):
+							case <-ctx.Done():
+								return
+							}
 						}
 					}
 					if ctx.Err() != nil {
@@ -161,7 +224,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			c.Progress(format, args...)
 		}
 	}
-	res := &Result{Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
+	res := &Result{RatePerSec: c.Rate, Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
 
 	var err error
 	if !c.NoBaseline {
@@ -220,9 +283,18 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}()
 
 	say("pipeline: %d hubs, %v blocks", c.Hubs, c.BlockInterval)
+	var rss <-chan []RSSSample
+	stopRSS := make(chan struct{})
+	if c.RSSEvery > 0 {
+		rss = sampleRSS(c.RSSEvery, stopRSS)
+	}
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	samples, refused := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	close(stopRSS)
+	if rss != nil {
+		res.RSSSamples = <-rss
+	}
 	res.Refused = refused
 	res.Events = len(samples)
 	// Wait until every acknowledged event is in a final block.

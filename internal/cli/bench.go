@@ -26,6 +26,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&c.PayloadItems, "payload-items", 3, "items per event")
 	fs.StringVar(&c.DataDir, "data-dir", "", "keep the network's stores here (default: a temporary directory, removed after)")
 	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "skip the broker-only run (to profile the pipeline alone)")
+	fs.DurationVar(&c.RSSEvery, "rss-every", 0, "sample resident memory this often during the pipeline run (0: off); shows whether memory stays flat")
 	asJSON := fs.Bool("json", false, "print one JSON object with every figure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
@@ -77,6 +78,14 @@ func runBench(ctx context.Context, env Env, args []string) error {
 `, r.Events, r.Hubs, r.Devices, r.Window, r.DurationSeconds, r.EventsPerSec, r.BrokerOnlyPerSec, r.Ratio,
 			r.PublishToFinalP50, r.PublishToFinalP99, r.PubackP50, r.PubackP99, r.CPUSecondsPer1k,
 			float64(r.PeakRSSBytes)/(1<<20), r.DiskBytesPerEvent, r.EventJSONBytes, r.EventsLost, r.EventsDuplicated, r.Refused)
+	}
+	if n := len(r.RSSSamples); n > 0 && !*asJSON {
+		var peak int64
+		for _, s := range r.RSSSamples {
+			peak = max(peak, s.RSSBytes)
+		}
+		fmt.Fprintf(env.Stdout, "  resident memory over the run       %.0f MiB at start, %.0f MiB at the end, %.0f MiB at most (%d samples)\n",
+			float64(r.RSSSamples[0].RSSBytes)/(1<<20), float64(r.RSSSamples[n-1].RSSBytes)/(1<<20), float64(peak)/(1<<20), n)
 	}
 	if r.EventsLost > 0 || r.EventsDuplicated > 0 {
 		return fmt.Errorf("bench: %d acknowledged events lost, %d logged twice", r.EventsLost, r.EventsDuplicated)
