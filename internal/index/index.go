@@ -15,12 +15,20 @@
 // (height, index) order is the table's own order and needs no index of its
 // own; heights are therefore limited to MaxHeight.
 //
-// Schema (version 1):
+// Schema (version 2):
 //
 //	blocks(height PK, hash, mint_time_ms, entry_count)
-//	events(id PK = height<<32|idx, uid UNIQUE, device_uid, namespace, ts,
+//	events(id PK = height<<32|idx, uid, device_uid, namespace, ts,
 //	       received_ms, hub_id, digest, keys JSON, tags JSON)
 //	  indexes on (device_uid, id), (namespace, id), (ts)
+//
+// There is no index on uid: a node finds an event by uid through its block
+// store's uid record (store.Locate), which it must keep anyway to refuse a
+// uid twice, and reads the row by id (Row). Version 1 kept a UNIQUE uid
+// index; with random uids it was a third of the cost of indexing an event
+// and a seventh of its bytes. Uniqueness is the chain's to guarantee
+// (every node checks it before storing a block; verify checks it again).
+//
 //	event_text(body, terms): contentless FTS5 (unicode61), rowid = events.id;
 //	  body holds item keys, string values and numbers for Text, terms
 //	  hex-encoded exact tokens for the Key and Tag filters
@@ -60,7 +68,7 @@ var (
 // block a second it lasts 68 years.
 const MaxHeight = 1<<31 - 1
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 // schema creates every table. Each statement is idempotent so that two
 // processes opening a fresh file at once cannot trip over each other.
@@ -73,7 +81,7 @@ var schema = []string{
 	)`,
 	`CREATE TABLE IF NOT EXISTS events (
 		id          INTEGER PRIMARY KEY,
-		uid         TEXT NOT NULL UNIQUE,
+		uid         TEXT NOT NULL,
 		device_uid  TEXT NOT NULL,
 		namespace   TEXT NOT NULL,
 		ts          INTEGER NOT NULL,
@@ -158,7 +166,7 @@ func (x *Index) migrate(ctx context.Context) error {
 	switch v {
 	case schemaVersion:
 		return nil
-	case 0:
+	case 0, 1:
 	default:
 		return fmt.Errorf("schema version %d, want %d: delete the index and reindex", v, schemaVersion)
 	}
@@ -167,6 +175,15 @@ func (x *Index) migrate(ctx context.Context) error {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	defer tx.Rollback()
+	if v == 1 {
+		// The index is derived: drop the old tables, and the ledger
+		// indexes the chain again from height 0.
+		for _, t := range []string{`event_text`, `events`, `blocks`} {
+			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+				return fmt.Errorf("drop schema version 1: %w", err)
+			}
+		}
+	}
 	for _, s := range schema {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("create schema: %w", err)

@@ -97,8 +97,27 @@ func decodeList(s sql.NullString) ([]string, error) {
 	return l, nil
 }
 
+// Row returns the row of entry idx of block height, or an error wrapping
+// ErrNotFound. A node finds an event by uid through its block store
+// (store.Locate) and then reads its row here.
+func (x *Index) Row(ctx context.Context, height uint64, idx uint32) (Row, error) {
+	if height > MaxHeight {
+		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, ErrNotFound)
+	}
+	r, err := scanRow(x.db.QueryRowContext(ctx, rowSelect+` WHERE e.id = ?`, rowID(height, idx)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, err)
+	}
+	return r, nil
+}
+
 // Lookup returns the row of the event with this uid, or an error wrapping
-// ErrNotFound.
+// ErrNotFound. The index keeps no uid index (see the package doc), so
+// Lookup scans the events table: it is for tests and tools. Nodes use
+// store.Locate and Row.
 func (x *Index) Lookup(ctx context.Context, uid string) (Row, error) {
 	r, err := scanRow(x.db.QueryRowContext(ctx, rowSelect+` WHERE e.uid = ?`, uid))
 	if errors.Is(err, sql.ErrNoRows) {
