@@ -16,6 +16,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -127,7 +128,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("anchor state: %w", err)
 	}
 	if created {
-		if err := d.setMeta("key-created", []byte("1")); err != nil {
+		if err := d.setMeta("key-created", []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))); err != nil {
 			d.close()
 			return nil, err
 		}
@@ -215,7 +216,7 @@ func (s *Service) sync(ctx context.Context) (bool, error) {
 	}
 	from := s.st.tip() + 1
 	if len(s.st.scanned) == 0 {
-		if from, err = s.firstHeight(best); err != nil {
+		if from, err = s.firstHeight(ctx, best); err != nil {
 			return false, err
 		}
 	}
@@ -246,15 +247,39 @@ func (s *Service) sync(ctx context.Context) (bool, error) {
 	return to < best, nil
 }
 
-// firstHeight picks where the first scan starts.
-func (s *Service) firstHeight(best int64) (int64, error) {
+// firstHeight picks where the first scan starts: for a key created
+// here, the first block mined after its creation (less the two hours a
+// block's time may lag), since nothing could pay it earlier.
+func (s *Service) firstHeight(ctx context.Context, best int64) (int64, error) {
 	created, err := s.db.meta("key-created")
 	if err != nil {
 		return 0, err
 	}
 	switch {
 	case created != nil:
-		return best, nil
+		ms, err := strconv.ParseInt(string(created), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("anchor state: key-created %q: %w", created, err)
+		}
+		since := time.UnixMilli(ms).Add(-2 * time.Hour)
+		lo, hi := int64(0), best+1 // the first height whose block is not older than since
+		for lo < hi {
+			mid := (lo + hi) / 2
+			hash, err := s.cfg.RPC.BlockHash(ctx, mid)
+			if err != nil {
+				return 0, err
+			}
+			hdr, err := s.cfg.RPC.Header(ctx, hash)
+			if err != nil {
+				return 0, err
+			}
+			if hdr.Timestamp.Before(since) {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		return min(lo, best), nil
 	case s.cfg.RescanFrom >= 0:
 		return min(s.cfg.RescanFrom, best), nil
 	case s.cfg.Network == "regtest":
