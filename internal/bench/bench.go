@@ -51,6 +51,9 @@ type Config struct {
 	// RSSEvery, if positive, samples the process's resident memory this
 	// often while the pipeline runs, to show whether memory stays flat.
 	RSSEvery time.Duration
+	// Remote, if set, runs the load against hubs that run elsewhere
+	// instead of a network the bench starts (see Remote).
+	Remote   *Remote
 	Progress func(format string, args ...any)
 }
 
@@ -78,6 +81,10 @@ type Result struct {
 	DurationSeconds     float64 `json:"duration_seconds"`
 	BlockIntervalMillis int64   `json:"block_interval_ms"`
 	RatePerSec          float64 `json:"rate_per_sec,omitempty"`
+	// Remote: the network ran elsewhere, so CPU, memory and disk are not
+	// the network's; LoadCPUSecondsPer1k is the load generator's CPU.
+	Remote              bool    `json:"remote,omitempty"`
+	LoadCPUSecondsPer1k float64 `json:"load_cpu_seconds_per_1k_events,omitempty"`
 	// RSS sampled during the pipeline run (Config.RSSEvery).
 	RSSSamples []RSSSample `json:"rss_samples,omitempty"`
 }
@@ -136,7 +143,7 @@ func currentRSS() int64 {
 
 // sample is one acknowledged publish.
 type sample struct {
-	uid        string
+	uid, dev   string
 	sent, gone time.Time // publish started, PUBACK received
 	size       int
 }
@@ -193,7 +200,7 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 					}
 					uid, payload := dev.NextPayload(time.Now(), items)
 					pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
-					s := sample{uid: uid, sent: time.Now(), size: len(payload)}
+					s := sample{uid: uid, dev: dev.UID, sent: time.Now(), size: len(payload)}
 					r, err := dev.Publish(pctx, "devices/"+dev.UID+"/events", payload)
 					pcancel()
 					sent.Add(1)
@@ -213,17 +220,19 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 	return out, int(refused.Load())
 }
 
+func (c *Config) say(format string, args ...any) {
+	if c.Progress != nil {
+		c.Progress(format, args...)
+	}
+}
+
 // Run runs the broker-only baseline, then the full pipeline, with the same
 // load generator.
 func Run(ctx context.Context, c Config) (*Result, error) {
 	if c.Devices < 1 || c.Window < 1 || c.Hubs < 1 || c.Duration <= 0 {
 		return nil, errors.New("bench: devices, window, hubs and duration must be positive")
 	}
-	say := func(format string, args ...any) {
-		if c.Progress != nil {
-			c.Progress(format, args...)
-		}
-	}
+	say := c.say
 	res := &Result{RatePerSec: c.Rate, Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
 
 	var err error
@@ -232,6 +241,17 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if res.BrokerOnlyPerSec, err = brokerOnly(ctx, c); err != nil {
 			return nil, err
 		}
+	}
+
+	if c.Remote != nil {
+		if len(c.Remote.MQTTAddrs) == 0 || c.Remote.APIURL == "" {
+			return nil, errors.New("bench: a remote network needs its hubs' MQTT addresses and its API URL")
+		}
+		if err := runRemote(ctx, c, res); err != nil {
+			return nil, err
+		}
+		res.PeakRSSBytes = peakRSS()
+		return res, nil
 	}
 
 	dir := c.DataDir

@@ -2,8 +2,13 @@ package bench
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
+
+	"cissan/internal/analyze"
+	"cissan/internal/event"
+	"cissan/internal/local"
 )
 
 // TestRunCountsEveryEventOnce runs a short bench and checks that its
@@ -27,5 +32,38 @@ func TestRunCountsEveryEventOnce(t *testing.T) {
 	}
 	if r.DiskBytesPerEvent <= 0 || r.PeakRSSBytes <= 0 || r.CPUSecondsPer1k <= 0 || r.EventJSONBytes < 100 {
 		t.Fatalf("resource figures missing: %+v", r)
+	}
+}
+
+// TestRunRemote runs a short bench against a network started apart from
+// it, as `cissan bench --mqtt` does against running hubs: devices are
+// registered through the API, and every acknowledged event is read back
+// through it exactly once.
+func TestRunRemote(t *testing.T) {
+	ctx := context.Background()
+	n, err := local.Start(ctx, local.Config{
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: 2, BlockInterval: 100 * time.Millisecond,
+		Limits: event.DefaultLimits(), Analyzers: analyze.Config{Range: analyze.DefaultRangeRules()},
+		Log: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	r, err := Run(ctx, Config{
+		Devices: 4, Window: 2, Duration: 500 * time.Millisecond, Hubs: 2, BlockInterval: 100 * time.Millisecond, PayloadItems: 3,
+		NoBaseline: true, Remote: &Remote{MQTTAddrs: n.MQTTAddrs(), APIURL: n.APIURL, Token: n.Token},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Remote || r.Events == 0 || r.EventsPerSec <= 0 {
+		t.Fatalf("no load measured: %+v", r)
+	}
+	if r.EventsLost != 0 || r.EventsDuplicated != 0 || r.Refused != 0 {
+		t.Fatalf("lost %d, duplicated %d, refused %d", r.EventsLost, r.EventsDuplicated, r.Refused)
+	}
+	if r.PublishToFinalP50 <= 0 || r.PublishToFinalP99 < r.PublishToFinalP50 {
+		t.Fatalf("latencies out of order: %+v", r)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"cissan/internal/bench"
@@ -27,11 +28,22 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&c.DataDir, "data-dir", "", "keep the network's stores here (default: a temporary directory, removed after)")
 	fs.BoolVar(&c.NoBaseline, "no-baseline", false, "skip the broker-only run (to profile the pipeline alone)")
 	fs.DurationVar(&c.RSSEvery, "rss-every", 0, "sample resident memory this often during the pipeline run (0: off); shows whether memory stays flat")
+	mqttAddrs := fs.String("mqtt", "", "run against hubs that run elsewhere: their MQTT addresses, host:port,... (then --api is needed)")
+	apiURL := fs.String("api", "", "with --mqtt: the network's API (the master's, or cissan up's), to register devices and read the chain back")
+	registryURL := fs.String("registry", "", "with --mqtt: the registry's API, if not --api")
+	tokenFile := fs.String("token-file", "./data/admin.token", "with --mqtt: file holding the operator token (CISSAN_TOKEN overrides it)")
 	asJSON := fs.Bool("json", false, "print one JSON object with every figure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
+	}
+	if *mqttAddrs != "" {
+		tok, err := operatorToken(*tokenFile)
+		if err != nil {
+			return err
+		}
+		c.Remote = &bench.Remote{MQTTAddrs: strings.Split(*mqttAddrs, ","), APIURL: *apiURL, RegistryURL: *registryURL, Token: tok}
 	}
 	c.Progress = func(format string, args ...any) { fmt.Fprintf(env.Stderr, format+"\n", args...) }
 	if *cpuProfile != "" {
@@ -65,6 +77,17 @@ func runBench(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "%s\n", b)
+	} else if r.Remote {
+		fmt.Fprintf(env.Stdout, `%d events acknowledged by %d remote hub(s) from %d devices (%d in flight each) in %.0fs
+  end to end (publish to final block)  %8.0f events/s
+  the same load, local broker only     %8.0f events/s   ratio %.2f
+  publish to final block               p50 %6.0f ms   p99 %6.0f ms
+  PUBACK                               p50 %6.1f ms   p99 %6.1f ms
+  load generator CPU                   %.3f s per 1,000 events (the network's CPU, memory and disk are not visible from here)
+  lost %d, logged twice %d, refused %d
+`, r.Events, len(c.Remote.MQTTAddrs), r.Devices, r.Window, r.DurationSeconds, r.EventsPerSec, r.BrokerOnlyPerSec, r.Ratio,
+			r.PublishToFinalP50, r.PublishToFinalP99, r.PubackP50, r.PubackP99, r.LoadCPUSecondsPer1k,
+			r.EventsLost, r.EventsDuplicated, r.Refused)
 	} else {
 		fmt.Fprintf(env.Stdout, `%d events acknowledged by %d hub(s) from %d devices (%d in flight each) in %.0fs
   end to end (publish to final block)  %8.0f events/s
