@@ -60,27 +60,28 @@ type Config struct {
 // Result holds the figures of one run. JSON names are the documented
 // output of `cissan bench --json`.
 type Result struct {
-	Events              int     `json:"events"` // acknowledged
-	EventsPerSec        float64 `json:"events_per_sec"`
-	BrokerOnlyPerSec    float64 `json:"broker_only_events_per_sec"`
-	Ratio               float64 `json:"ratio"`
-	PublishToFinalP50   float64 `json:"publish_to_final_p50_ms"`
-	PublishToFinalP99   float64 `json:"publish_to_final_p99_ms"`
-	PubackP50           float64 `json:"puback_p50_ms"`
-	PubackP99           float64 `json:"puback_p99_ms"`
-	CPUSecondsPer1k     float64 `json:"cpu_seconds_per_1k_events"`
-	PeakRSSBytes        int64   `json:"peak_rss_bytes"`
-	DiskBytesPerEvent   float64 `json:"disk_bytes_per_event"`
-	EventJSONBytes      float64 `json:"event_json_bytes"`
-	EventsLost          int     `json:"events_lost"`
-	EventsDuplicated    int     `json:"events_duplicated"`
-	Refused             int     `json:"events_refused"`
-	Hubs                int     `json:"hubs"`
-	Devices             int     `json:"devices"`
-	Window              int     `json:"window"`
-	DurationSeconds     float64 `json:"duration_seconds"`
-	BlockIntervalMillis int64   `json:"block_interval_ms"`
-	RatePerSec          float64 `json:"rate_per_sec,omitempty"`
+	Events               int     `json:"events"` // acknowledged
+	EventsPerSec         float64 `json:"events_per_sec"`
+	BrokerOnlyPerSec     float64 `json:"broker_only_events_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	PublishToFinalP50    float64 `json:"publish_to_final_p50_ms"`
+	PublishToFinalP99    float64 `json:"publish_to_final_p99_ms"`
+	PubackP50            float64 `json:"puback_p50_ms"`
+	PubackP99            float64 `json:"puback_p99_ms"`
+	CPUSecondsPer1k      float64 `json:"cpu_seconds_per_1k_events"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	DiskBytesPerEvent    float64 `json:"disk_bytes_per_event"`     // the master's
+	HubDiskBytesPerEvent float64 `json:"hub_disk_bytes_per_event"` // the largest hub's
+	EventJSONBytes       float64 `json:"event_json_bytes"`
+	EventsLost           int     `json:"events_lost"`
+	EventsDuplicated     int     `json:"events_duplicated"`
+	Refused              int     `json:"events_refused"`
+	Hubs                 int     `json:"hubs"`
+	Devices              int     `json:"devices"`
+	Window               int     `json:"window"`
+	DurationSeconds      float64 `json:"duration_seconds"`
+	BlockIntervalMillis  int64   `json:"block_interval_ms"`
+	RatePerSec           float64 `json:"rate_per_sec,omitempty"`
 	// Remote: the network ran elsewhere, so CPU, memory and disk are not
 	// the network's; LoadCPUSecondsPer1k is the load generator's CPU.
 	Remote              bool    `json:"remote,omitempty"`
@@ -378,11 +379,21 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res.PubackP50, res.PubackP99 = quantiles(puback)
 	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
+	res.PeakRSSBytes = peakRSS()
+	// Disk is measured once the network has closed: the stores then hold
+	// what they keep, without the write-ahead logs that a running node
+	// recycles (Pebble's memtables are flushed, SQLite checkpoints).
+	if err := n.Close(); err != nil {
+		return nil, err
+	}
 	if len(samples) > 0 {
 		res.EventJSONBytes = float64(jsonBytes) / float64(len(samples))
 		res.DiskBytesPerEvent = float64(dirSize(filepath.Join(dir, "master"))) / float64(len(samples))
+		for i := range c.Hubs {
+			per := float64(dirSize(filepath.Join(dir, fmt.Sprintf("hub-%d", i+1)))) / float64(len(samples))
+			res.HubDiskBytesPerEvent = max(res.HubDiskBytesPerEvent, per)
+		}
 	}
-	res.PeakRSSBytes = peakRSS()
 	return res, nil
 }
 

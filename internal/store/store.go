@@ -35,7 +35,8 @@ var ErrNotFound = errors.New("not found")
 
 // Store is a node's Pebble database.
 type Store struct {
-	db *pebble.DB
+	db       *pebble.DB
+	readOnly bool
 }
 
 // Options tune Open; the zero value is the production default.
@@ -67,7 +68,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, readOnly: o.ReadOnly}, nil
 }
 
 // Memory a store may use for its block cache and for each memtable.
@@ -76,8 +77,17 @@ const (
 	memTableBytes = 16 << 20
 )
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes the memtables to tables and closes the database. The
+// flush costs a moment at shutdown; the next open then has no log to
+// replay, and the directory holds only what the store keeps.
+func (s *Store) Close() error {
+	if !s.readOnly {
+		if err := s.db.Flush(); err != nil {
+			return errors.Join(fmt.Errorf("flush store: %w", err), s.db.Close())
+		}
+	}
+	return s.db.Close()
+}
 
 // DB exposes the database to the verifier and to tamper tests.
 func (s *Store) DB() *pebble.DB { return s.db }
