@@ -99,6 +99,7 @@ func New(c Config) (*Explorer, error) {
 		return nil, err
 	}
 	e.live = newSampler(&e.c)
+	e.live.newest = func(top uint64) ([]blockRow, error) { return e.newestBlocks(top, dashBlocks) }
 	e.routes()
 	return e, nil
 }
@@ -186,6 +187,7 @@ var funcs = template.FuncMap{
 	"num":    num,
 	"join":   strings.Join,
 	"plus1":  func(v uint64) uint64 { return v + 1 },
+	"clock":  func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"minus1": func(v uint64) uint64 { return v - 1 },
 	"btc": func(sat any) string {
 		var v float64

@@ -59,10 +59,13 @@ type Snapshot struct {
 	Devices      []Count     `json:"devices"`
 	Anchor       *AnchorView `json:"anchor,omitempty"`
 	HasMetrics   bool        `json:"has_metrics"`
+	Blocks       []blockRow  `json:"blocks"` // the newest few, newest first
 }
 
 type sampler struct {
 	c *Config
+	// newest reads the newest few blocks' rows.
+	newest func(top uint64) ([]blockRow, error)
 
 	mu       sync.RWMutex
 	snap     Snapshot
@@ -131,6 +134,13 @@ func (s *sampler) sample(ctx context.Context, now time.Time) {
 	var status map[string]any
 	if s.c.Status != nil {
 		status = s.c.Status(ctx)
+	}
+	if s.newest != nil {
+		if rows, err := s.newest(height); err == nil {
+			snap.Blocks = rows
+		} else {
+			s.c.Log.Warn("explorer: read newest blocks", "err", err)
+		}
 	}
 	snap.Nodes = s.nodes(status, height, now)
 	snap.Devices = deviceCounts(status["devices"])

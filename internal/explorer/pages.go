@@ -26,15 +26,15 @@ const dashBlocks = 8
 
 // blockRow is a block in a list.
 type blockRow struct {
-	Height   uint64
-	Hash     string
-	MintTime time.Time
-	Entries  uint64
-	Accepted int
-	Rejected int
-	Quorum   int
-	Final    bool
-	Anchor   *api.AnchorJSON
+	Height   uint64          `json:"height"`
+	Hash     string          `json:"hash"`
+	MintTime time.Time       `json:"mint_time"`
+	Entries  uint64          `json:"entries"`
+	Accepted int             `json:"accepted"`
+	Rejected int             `json:"rejected"`
+	Quorum   int             `json:"quorum"`
+	Final    bool            `json:"final"`
+	Anchor   *api.AnchorJSON `json:"anchor,omitempty"`
 }
 
 func (e *Explorer) blockRow(h uint64) (blockRow, *chain.Header, []chain.Validation, error) {
@@ -77,6 +77,7 @@ type dashData struct {
 	Blocks     []blockRow
 	Anchoring  bool
 	HubCount   int
+	Quorum     int
 	Validators []string
 }
 
@@ -87,16 +88,11 @@ func (e *Explorer) dashboard(w http.ResponseWriter, r *http.Request) {
 		e.live.sample(r.Context(), time.Now())
 		snap, series = e.live.state()
 	}
-	blocks, err := e.newestBlocks(e.c.Ledger.Height(), dashBlocks)
-	if err != nil {
-		e.fail(w, r, http.StatusInternalServerError, "Could not read the chain", err.Error())
-		return
-	}
-	d := dashData{Snap: snap, Series: series, Blocks: blocks, Anchoring: e.c.Anchor != nil || snap.Anchor != nil}
+	d := dashData{Snap: snap, Series: series, Blocks: snap.Blocks, Anchoring: e.c.Anchor != nil || snap.Anchor != nil}
 	for _, h := range e.c.Ledger.Network().Hubs {
 		d.Validators = append(d.Validators, h.ID)
 	}
-	d.HubCount = len(d.Validators)
+	d.HubCount, d.Quorum = len(d.Validators), e.c.Ledger.Network().Quorum
 	e.render(w, r, http.StatusOK, "dashboard", "Dashboard", "dashboard", e.accessOf(r), d)
 }
 
@@ -168,8 +164,9 @@ type blockData struct {
 	Next      uint32 // first index of the next page; 0 if none
 	Prev      uint32
 	HasPrev   bool
-	PageEnd   uint32
+	PageEnd   uint64
 	ShowItems bool
+	HasNext   bool // a block above this one exists
 }
 
 type validationRow struct {
@@ -206,6 +203,7 @@ func (e *Explorer) block(w http.ResponseWriter, r *http.Request) {
 		Block: row, Header: hdr, HeaderHex: hex.EncodeToString(hdr.Encode()), PrevHash: hex.EncodeToString(hdr.Prev[:]),
 		EntriesRoot: hex.EncodeToString(hdr.EntriesRoot[:]), HistoryRoot: hex.EncodeToString(hdr.HistoryRoot[:]),
 		ControlRoot: hex.EncodeToString(hdr.ControlRoot[:]), Signature: hex.EncodeToString(sig), Anchoring: e.c.Anchor != nil,
+		HasNext: h+1 < e.c.Ledger.Height(),
 	}
 	for _, v := range vals {
 		d.Validations = append(d.Validations, validationRow{HubID: v.HubID, Verdict: v.Verdict.String(), Reason: v.Reason, Signature: hex.EncodeToString(v.Signature)})
@@ -219,7 +217,7 @@ func (e *Explorer) block(w http.ResponseWriter, r *http.Request) {
 		}
 		d.From = uint32(from)
 		end := min(hdr.EntryCount, from+entriesPerPage)
-		d.PageEnd = uint32(end)
+		d.PageEnd = end
 		if end < hdr.EntryCount {
 			d.Next = uint32(end)
 		}
@@ -419,8 +417,12 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 	d := searchData{Form: f, Scope: a.Namespaces}
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = max(d.Page, 1)
+	limit := searchLimit
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n >= 1 && n <= index.MaxLimit {
+		limit = n
+	}
 	qq := index.Query{DeviceUID: f.Device, Namespace: f.Namespace, Key: f.Key, Tag: f.Tag, Text: f.Q,
-		Cursor: q.Get("cursor"), Limit: searchLimit, Namespaces: a.Scope()}
+		Cursor: q.Get("cursor"), Limit: limit, Namespaces: a.Scope()}
 	var err error
 	if qq.From, err = timeParam(f.From); err != nil {
 		d.Error = "From: " + err.Error()

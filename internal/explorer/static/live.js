@@ -3,7 +3,9 @@
 'use strict';
 (() => {
   const NS = 'http://www.w3.org/2000/svg';
-  const W = 600, H = 160, L = 44, R = 8, T = 10, B = 22;
+  // The charts are drawn at the size they are shown, one SVG unit per CSS
+  // pixel, so that their labels read the same on a phone and a laptop.
+  const H = 170, L = 44, R = 8, T = 10, B = 22;
   let series = [];
   try { series = JSON.parse(document.getElementById('series').textContent) || []; } catch { series = []; }
 
@@ -23,6 +25,8 @@
   function draw(id, key, step) {
     const svg = document.getElementById(id);
     if (!svg) return;
+    const W = Math.max(240, Math.round(svg.clientWidth || 600));
+    svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     const pts = series.map((p) => [p.t, p[key]]);
     const kids = [];
     if (pts.length === 0) {
@@ -69,6 +73,42 @@
     if (s < 3600) return `${Math.floor(s / 60)} min ago`;
     return `${Math.floor(s / 3600)} h ago`;
   }
+  // blocks rebuilds the newest blocks' rows (with DOM calls, not HTML).
+  function blocks(list) {
+    const body = document.querySelector('#newest tbody');
+    if (!body) return;
+    const td = (content, cls) => {
+      const c = document.createElement('td');
+      if (cls) c.className = cls;
+      if (content instanceof Node) c.appendChild(content); else c.textContent = content;
+      return c;
+    };
+    const rows = list.map((b) => {
+      const tr = document.createElement('tr');
+      const a = document.createElement('a');
+      a.href = `/blocks/${b.height}`;
+      a.textContent = String(b.height);
+      const code = document.createElement('code');
+      code.textContent = b.hash.length > 16 ? `${b.hash.slice(0, 16)}…` : b.hash;
+      const when = td(new Date(b.mint_time).toISOString().substr(11, 8), 'nowrap');
+      when.title = new Date(b.mint_time).toISOString().replace('T', ' ').substr(0, 19) + ' UTC';
+      const pill = document.createElement('span');
+      pill.className = `pill ${b.final ? 'ok' : b.rejected ? 'bad' : 'wait'}`;
+      pill.textContent = `${b.accepted}/${b.quorum} accepted${b.rejected ? `, ${b.rejected} rejected` : ''}`;
+      const v = td(pill);
+      if (b.anchor) {
+        const an = document.createElement('span');
+        an.className = 'pill anchor';
+        an.title = 'Bitcoin anchor';
+        an.textContent = `₿ ${b.anchor.state}`;
+        v.append(' ', an);
+      }
+      tr.append(td(a), td(code, 'opt'), when, td(fmt(b.entries), 'r'), v);
+      return tr;
+    });
+    if (rows.length) body.replaceChildren(...rows);
+  }
+
   function update(snap) {
     for (const k of ['events', 'height', 'finality_lag', 'tagged', 'rejected_sum', 'block_rejects', 'final_height']) {
       if (snap[k] !== undefined) setText(`[data-live="${k}"]`, fmt(snap[k]));
@@ -87,10 +127,12 @@
     }
     for (const r of snap.rejections || []) setText(`[data-reason="${CSS.escape(r.label)}"]`, fmt(r.value));
     for (const d of snap.devices || []) setText(`[data-device="${CSS.escape(d.label)}"]`, fmt(d.value));
+    if (snap.blocks) blocks(snap.blocks);
     setText('#updated', new Date(snap.time).toISOString().replace('T', ' ').substr(0, 19) + ' UTC');
   }
 
   redraw();
+  window.addEventListener('resize', redraw);
   if (!window.EventSource) return;
   const state = document.getElementById('live-state');
   const es = new EventSource('/live');

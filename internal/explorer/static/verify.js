@@ -135,7 +135,8 @@
       });
     }
     if (r.o !== b.length) fail('entry', `${b.length - r.o} bytes after the last tag`);
-    e.event = ev;
+    // The canonical member order (SPEC section 2).
+    e.event = { uid: ev.uid, timestamp: ev.timestamp, items: ev.items, namespace: ev.namespace, device_uid: ev.device_uid };
     return e;
   }
 
@@ -179,13 +180,17 @@
     ok('network', `network.json is well formed: master key ${toHex(net.master)}, ${net.hubs.size} hubs, quorum ${net.quorum}`);
 
     if (!bundle || typeof bundle !== 'object' || Array.isArray(bundle)) fail('version', 'the proof is not a JSON object');
-    if (bundle.version !== 1) fail('version', `bundle version ${bundle.version}, this verifier knows only 1`);
-    ok('version', 'bundle format version 1');
+    // Version 1 carries no anchor; version 2 may carry one (its other
+    // members are those of version 1).
+    if (bundle.version !== 1 && bundle.version !== 2) fail('version', `bundle version ${bundle.version}, this verifier knows 1 and 2`);
+    const anchor = bundle.anchor;
+    const anchored = anchor !== undefined && anchor !== null;
+    if (anchored && bundle.version === 1) fail('anchor', 'a version 1 bundle must not carry an anchor');
+    ok('version', `bundle format version ${bundle.version}, ${anchored ? 'with' : 'without'} a Bitcoin anchor`);
     const extra = Object.keys(bundle).filter((k) => !KNOWN.includes(k));
     for (const k of extra) unchecked.push(`the bundle's "${k}" member: unknown to this verifier, so nothing it claims was checked`);
-    const anchor = bundle.anchor;
-    if (anchor !== undefined && anchor !== null) {
-      unchecked.push('the Bitcoin anchor: the bundle carries one, which this page does not check; use cissan verify proof, or an OpenTimestamps client on the .ots file');
+    if (anchored) {
+      unchecked.push('the Bitcoin anchor: the bundle carries one, which this page does not check (history path, transaction, Merkle branch, Bitcoin header); check it with cissan verify proof, or an OpenTimestamps client on the .ots file');
     } else {
       unchecked.push('a Bitcoin timestamp: the bundle carries no anchor');
     }
