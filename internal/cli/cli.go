@@ -39,6 +39,7 @@ var commands = map[string]command{
 	"registry":  {"run the device registry alone (device API, hub logins, changes over RabbitMQ)", runRegistry},
 	"analyzers": {"show or change the analyzer configuration recorded on the chain", runAnalyzers},
 	"device":    {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},
+	"token":     {"manage read tokens: namespace-scoped access for auditors (create, list, revoke)", runToken},
 	"verify":    {"verify a proof (verify proof) or a whole data dir (verify data) offline", runVerify},
 	"proof":     {"fetch an event's proof bundle from the API", runProof},
 	"reindex":   {"rebuild a node's SQLite index from its chain", runReindex},

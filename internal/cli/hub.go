@@ -15,6 +15,7 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/config"
 	"cissan/internal/event"
+	"cissan/internal/explorer"
 	"cissan/internal/hub"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
@@ -135,6 +136,17 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", node, func() float64 { return float64(h.PoolSize()) })
 		mux.Handle("GET /metrics", mets.Handler())
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Log: log}, mux)
+		// The explorer's pages, next to the API; only the operator token
+		// reads private pages on a hub.
+		ex, err := explorer.New(explorer.Config{Ledger: led, Access: registry.OperatorResolver(token), Metrics: mets, Pending: h.Pending, Log: log,
+			Status: func(context.Context) map[string]any {
+				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
+			}})
+		if err != nil {
+			return err
+		}
+		ex.Mount(mux)
+		run(func() { ex.Run(ctx) })
 		stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 		if err != nil {
 			return err

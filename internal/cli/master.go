@@ -21,6 +21,7 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/config"
 	"cissan/internal/event"
+	"cissan/internal/explorer"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
@@ -163,6 +164,15 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
+	// The explorer's pages, next to the API. The registry runs elsewhere,
+	// so only the operator token reads private pages here.
+	ex, err := explorer.New(explorer.Config{Ledger: led, Access: registry.OperatorResolver(token), Status: apiCfg.Status,
+		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
+	if err != nil {
+		return err
+	}
+	ex.Mount(mux)
+	run(func() { ex.Run(ctx) })
 	stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 	if err != nil {
 		return err
