@@ -405,15 +405,26 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	}
 	// Tags and earlier blocks first, without the pool lock, which ingest
 	// needs for every event.
+	uids := make([]string, len(entries))
 	for i, en := range entries {
 		if want := an.Tags(&en.Event); !analyze.Equal(want, en.Tags) {
 			return nil, fmt.Errorf("entry %d (uid %q): analyzer tags %v are not reproduced (this hub computes %v)", i, en.Event.UID, en.Tags, want)
 		}
-		if loc, err := h.led.Store().Locate(en.Event.UID); err == nil {
-			return nil, fmt.Errorf("entry %d (uid %q) is already logged in block %d", i, en.Event.UID, loc.Height)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("entry %d (uid %q): check earlier blocks: %w", i, en.Event.UID, err)
+		uids[i] = en.Event.UID
+	}
+	var logged error
+	err = h.led.Store().LocateAll(uids, func(i int, loc store.Located, found bool) error {
+		if found {
+			logged = fmt.Errorf("entry %d (uid %q) is already logged in block %d", i, uids[i], loc.Height)
+			return logged
 		}
+		return nil
+	})
+	if logged != nil {
+		return nil, logged
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check earlier blocks: %w", err)
 	}
 	cov := &coverage{entries: entries}
 	h.mu.Lock()

@@ -289,6 +289,17 @@ func (h *Hub) commitLoop(ctx context.Context) {
 }
 
 func (h *Hub) commitGroup(reqs []*commitReq) {
+	// Which uids the chain holds already, for the whole group at once.
+	uids := make([]string, len(reqs))
+	for i, r := range reqs {
+		uids[i] = r.uid
+	}
+	logged := make([]store.Located, len(reqs))
+	inChain := make([]bool, len(reqs))
+	lerr := h.led.Store().LocateAll(uids, func(i int, loc store.Located, found bool) error {
+		logged[i], inChain[i] = loc, found
+		return nil
+	})
 	batch := h.led.Store().NewBatch()
 	defer batch.Close()
 	var fresh []*commitReq
@@ -296,7 +307,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	// A retransmit of an event this group stores is answered with that
 	// event's outcome, after the commit: never before the event is durable.
 	retransmits := map[*commitReq][]*commitReq{}
-	for _, r := range reqs {
+	for i, r := range reqs {
 		if f, ok := first[r.uid]; ok {
 			if f.content == r.content {
 				h.stats.Retransmits.Add(1)
@@ -306,7 +317,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 			}
 			continue
 		}
-		if err, dup := h.duplicate(r); dup {
+		if err, dup := h.duplicate(r, lerr, logged[i], inChain[i]); dup {
 			r.done <- err
 			continue
 		}
@@ -354,21 +365,22 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	}
 }
 
-// duplicate reports whether r's uid is already pooled or logged; if so the
-// error is nil for a retransmit of the same event and a refusal otherwise.
-func (h *Hub) duplicate(r *commitReq) (error, bool) {
+// duplicate reports whether r's uid is already pooled or logged (the
+// chain's answer for it is loc and inChain, or lerr if the lookup failed);
+// if so the error is nil for a retransmit of the same event and a refusal
+// otherwise.
+func (h *Hub) duplicate(r *commitReq, lerr error, loc store.Located, inChain bool) (error, bool) {
 	h.mu.Lock()
 	it, ok := h.pool[r.uid]
 	h.mu.Unlock()
 	if ok {
 		return h.sameOrConflict(r, it.content, "waiting for a block"), true
 	}
-	loc, err := h.led.Store().Locate(r.uid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, false
+	if lerr != nil {
+		return refuse(codeUnspecified, "check uid: %v", lerr), true
 	}
-	if err != nil {
-		return refuse(codeUnspecified, "check uid: %v", err), true
+	if !inChain {
+		return nil, false
 	}
 	return h.sameOrConflict(r, loc.Content, fmt.Sprintf("in block %d", loc.Height)), true
 }

@@ -141,3 +141,44 @@ func TestFailedWALWriteIsNotAcknowledged(t *testing.T) {
 		t.Fatal("commit reported success although the WAL write failed")
 	}
 }
+
+// LocateAll answers as Locate does for every uid, stored or not, in the
+// order asked, including uids that are prefixes of stored ones and repeats;
+// also once the records sit in tables rather than the memtable.
+func TestLocateAll(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put(t, s, testBlock(0, "a", "b"), "u1", "u20")
+	put(t, s, testBlock(1, "c", "d", "e"), "u3", "x", "u2")
+	ask := []string{"zz", "u2", "u1", "u", "u20", "x", "nope", "u2", "u200", "u3"}
+	check := func() {
+		t.Helper()
+		seen := 0
+		err := s.LocateAll(ask, func(i int, loc Located, found bool) error {
+			if i != seen {
+				t.Fatalf("called for %d, want %d", i, seen)
+			}
+			seen++
+			want, err := s.Locate(ask[i])
+			if found != (err == nil) || found && want != loc {
+				t.Errorf("%q: LocateAll %+v %v, Locate %+v %v", ask[i], loc, found, want, err)
+			}
+			return nil
+		})
+		if err != nil || seen != len(ask) {
+			t.Fatalf("LocateAll: %v after %d of %d", err, seen, len(ask))
+		}
+	}
+	check()
+	if err := s.DB().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	stop := errors.New("stop")
+	if err := s.LocateAll(ask, func(int, Located, bool) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("fn's error: got %v", err)
+	}
+}
