@@ -164,19 +164,19 @@ func TestBrowserDashboardMovesWhileDevicesPublish(t *testing.T) {
 	before := text(t, ctx, "#s-events")
 	pathBefore := attr(t, ctx, "#chart-height path.line", "d")
 
-	// Publish for a while: 25 events a second.
+	// Publish for a while.
 	pctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
 		for i := 0; ; i++ {
+			// 10 to 40 events a second, changing every few seconds.
+			pause := time.Duration(25+int(75*float64((i/60)%4)/3)) * time.Millisecond
 			select {
 			case <-pctx.Done():
 				return
-			case <-tick.C:
+			case <-time.After(pause):
 				b, _ := json.Marshal(map[string]any{"uid": "dash-" + strconv.Itoa(i), "timestamp": time.Now().UnixMilli(),
 					"items": []map[string]any{{"key": "temperature", "value": 20 + float64(i%7)}}, "namespace": d.Namespace, "device_uid": d.UID})
 				if _, err := d.Publish(pctx, "devices/dash-dev/events", b); err != nil && pctx.Err() == nil {
@@ -204,6 +204,9 @@ func TestBrowserDashboardMovesWhileDevicesPublish(t *testing.T) {
 	}
 	if n, _ := strconv.Atoi(attr(t, ctx, "#chart-rate path.line", "data-points")); n < 3 {
 		t.Errorf("events/s chart has %d points, want it to grow with every sample", n)
+	}
+	if os.Getenv("CISSAN_SCREENSHOTS") != "" {
+		time.Sleep(20 * time.Second) // a longer stretch of chart for the picture
 	}
 	screenshot(t, ctx, "dashboard")
 	stop()
