@@ -112,7 +112,8 @@ func (e *Explorer) Mount(mux *http.ServeMux) {
 }
 
 // Run samples the node once per SampleEvery until ctx ends, and pushes
-// each sample to live dashboards.
+// each sample to live dashboards; when it returns, live streams end. Call
+// it once.
 func (e *Explorer) Run(ctx context.Context) {
 	e.live.run(ctx, e.c.SampleEvery)
 }

@@ -1,6 +1,7 @@
 package explorer_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -225,5 +226,43 @@ func TestSearchPagesThroughEveryEvent(t *testing.T) {
 	}
 	if code, _ := tn.get("/events?from=yesterday", tn.Token); code != 400 {
 		t.Fatalf("bad time: %d, want 400", code)
+	}
+}
+
+func TestLiveStreamSendsSamplesAndEndsOnClose(t *testing.T) {
+	tn := startNet(t, 1)
+	resp, err := http.Get(tn.APIURL + "/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	samples := 0
+	for samples < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read stream: %v", err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			var msg struct {
+				Snapshot struct{ Height uint64 }
+				Series   []json.RawMessage
+			}
+			if err := json.Unmarshal([]byte(line[6:]), &msg); err != nil {
+				t.Fatalf("sample is not JSON: %v: %s", err, line)
+			}
+			samples++
+		}
+	}
+	// With a dashboard still connected, the network closes promptly.
+	start := time.Now()
+	if err := tn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("Close took %v with a live stream open", d)
 	}
 }

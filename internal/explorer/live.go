@@ -75,13 +75,17 @@ type sampler struct {
 	advanced map[string]time.Time
 	heights  map[string]uint64
 	subs     map[chan []byte]struct{}
+	// done closes when run returns, ending every live stream: a server's
+	// Shutdown waits for open requests, and a stream never ends by itself.
+	done chan struct{}
 }
 
 func newSampler(c *Config) *sampler {
-	return &sampler{c: c, advanced: map[string]time.Time{}, heights: map[string]uint64{}, subs: map[chan []byte]struct{}{}}
+	return &sampler{c: c, advanced: map[string]time.Time{}, heights: map[string]uint64{}, subs: map[chan []byte]struct{}{}, done: make(chan struct{})}
 }
 
 func (s *sampler) run(ctx context.Context, every time.Duration) {
+	defer close(s.done)
 	s.sample(ctx, time.Now())
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -325,6 +329,8 @@ func (e *Explorer) liveStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.done:
 			return
 		case msg := <-ch:
 			if _, err := fmt.Fprintf(w, "event: sample\ndata: %s\n\n", msg); err != nil {
