@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -430,6 +431,10 @@ func (s *Service) rebroadcast(ctx context.Context) error {
 		switch {
 		case err == nil:
 			s.accepted(w.id)
+		case errors.As(err, &rpcErr) && strings.Contains(strings.ToLower(rpcErr.Message), "already"):
+			// Already in the mempool or a block (it got there between the
+			// mempool read and now): accepted, not refused.
+			s.accepted(w.id)
 		case errors.As(err, &rpcErr):
 			s.cfg.Log.Error("Bitcoin node refused an anchor transaction", "txid", w.id, "err", err)
 			s.mu.Lock()
@@ -597,9 +602,12 @@ func confirmedOnly(cs []coin) []coin {
 // transaction (-1 for none). Callers hold s.mu.
 func (s *Service) lastLive() (last *record, live bool, covered int64) {
 	covered = -1
-	for _, a := range s.st.anchors {
-		if s.liveTx(a) != nil && int64(a.height) > covered {
-			covered = int64(a.height)
+	// Anchored heights never decrease along s.st.anchors: the newest live
+	// anchor covers the most.
+	for i := len(s.st.anchors) - 1; i >= 0; i-- {
+		if s.liveTx(s.st.anchors[i]) != nil {
+			covered = int64(s.st.anchors[i].height)
+			break
 		}
 	}
 	if n := len(s.st.anchors); n > 0 {

@@ -3,6 +3,7 @@ package anchor
 import (
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"time"
 
 	"cissan/internal/bitcoin"
@@ -83,12 +84,12 @@ func (s *Service) Status() Status {
 		next = next.UTC()
 		st.NextAnchorTime = &next
 	}
-	// Blocks up to the highest anchor whose own confirmation and every
-	// earlier one's is done are covered for good.
-	for _, a := range s.st.anchors {
-		if bs := s.status(a); bs.State == Confirmed && (st.ConfirmedUpTo == nil || a.height > *st.ConfirmedUpTo) {
+	// The newest confirmed anchor covers every block up to its own.
+	for i := len(s.st.anchors) - 1; i >= 0; i-- {
+		if a := s.st.anchors[i]; s.status(a).State == Confirmed {
 			h := a.height
 			st.ConfirmedUpTo = &h
+			break
 		}
 	}
 	return st
@@ -121,24 +122,22 @@ func (s *Service) status(a *record) *BlockStatus {
 // confirmed one at or above h, else the lowest live one, else nil.
 // Callers hold s.mu.
 func (s *Service) covering(h uint64) (*record, *BlockStatus) {
-	var best *record
-	var bestStatus *BlockStatus
-	for _, a := range s.st.anchors {
-		if a.height < h {
-			continue
-		}
-		bs := s.status(a)
-		if bs.State == Pending {
-			continue
-		}
-		better := best == nil ||
-			bs.State == Confirmed && bestStatus.State != Confirmed ||
-			bs.State == bestStatus.State && a.height < best.height
-		if better {
-			best, bestStatus = a, bs
+	// Anchored heights never decrease along s.st.anchors, and older
+	// anchors confirm first: the search stops at the first confirmed one.
+	as := s.st.anchors
+	var live *record
+	var liveStatus *BlockStatus
+	for i := sort.Search(len(as), func(i int) bool { return as[i].height >= h }); i < len(as); i++ {
+		switch bs := s.status(as[i]); bs.State {
+		case Confirmed:
+			return as[i], bs
+		case Broadcast:
+			if live == nil {
+				live, liveStatus = as[i], bs
+			}
 		}
 	}
-	return best, bestStatus
+	return live, liveStatus
 }
 
 // Block returns how block h is timestamped.
