@@ -160,12 +160,12 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	c.say("remote network: %d devices over %d hub(s), %v", c.Devices, len(r.MQTTAddrs), c.Duration)
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	samples, refused := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	samples, refused, begin := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
 	loadCPU := cpuSeconds() - cpu0
 	res.Refused, res.Events = refused, len(samples)
-	byDevice := map[string][]sample{}
+	byDevice := map[string]bool{}
 	for _, s := range samples {
-		byDevice[s.dev] = append(byDevice[s.dev], s)
+		byDevice[devs[s.dev].UID] = true
 	}
 
 	// Wait until the chain is final up to its head, then read every
@@ -190,7 +190,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 			}
 			missing := 0
 			for _, s := range samples {
-				if len(found[s.uid]) == 0 {
+				if len(found[s.uid(devs)]) == 0 {
 					missing++
 				}
 			}
@@ -217,9 +217,9 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	var jsonBytes int
 	mu.Lock()
 	for _, s := range samples {
-		jsonBytes += s.size
-		puback = append(puback, float64(s.gone.Sub(s.sent).Microseconds())/1000)
-		hs := found[s.uid]
+		jsonBytes += int(s.size)
+		puback = append(puback, s.pubackMs())
+		hs := found[s.uid(devs)]
 		if len(hs) == 0 {
 			res.EventsLost++
 			continue
@@ -230,7 +230,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 			at = lastFinal
 		}
 		end = later(end, at)
-		final = append(final, float64(at.Sub(s.sent).Microseconds())/1000)
+		final = append(final, float64(at.Sub(s.sentAt(begin)).Microseconds())/1000)
 	}
 	mu.Unlock()
 	if end.IsZero() {

@@ -109,7 +109,10 @@ func (d *Device) Event(now time.Time) map[string]any {
 }
 
 // NextPayload returns the device's next event as JSON with its uid,
-// padded to items items with extra numeric readings (channel_1, ...).
+// padded to items items with extra numeric readings (channel_1, ...). The
+// uid is the device uid, the time in Unix milliseconds and the device's
+// sequence number, joined by '-' (the bench keeps the numbers, not the
+// string).
 //
 // It writes the JSON by hand rather than through encoding/json: the bench
 // calls it for every publish, in the same process as the network it
