@@ -3,6 +3,7 @@ package local_test
 import (
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -240,4 +241,52 @@ func mustTxID(t *testing.T, s string) chainhash.Hash {
 		t.Fatal(err)
 	}
 	return *h
+}
+
+// TestBitcoinReorgDropsAnchor: a reorg takes the anchor transaction's
+// block away, and in the new branch someone holding the same key spends
+// its input elsewhere, so the transaction can never confirm. The service
+// sees the conflict, anchors the blocks again with another transaction,
+// and the proofs name it.
+func TestBitcoinReorgDropsAnchor(t *testing.T) {
+	node, faucet := btcdtest.StartWithFaucet(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "anchor.key")
+	params, _ := bitcoin.Params("regtest")
+	key, _, err := anchor.LoadKey(keyFile, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	faucet.Pay(t, key.Address, 1_000_000)
+	faucet.Pay(t, key.Address, 1_000_000)
+	node.Generate(t, 1)
+	tn := startAnchoredAt(t, filepath.Join(dir, "net"), node.RPCURL, keyFile, nil)
+	h := tn.logEvent("reorged")
+	b := tn.waitBlockAnchor(node, h, anchor.Confirmed, true)
+	first, block := mustTxID(t, b.Anchor.TxID), mustTxID(t, b.Anchor.BitcoinBlock)
+
+	node.Invalidate(t, block)
+	tn.waitBlockAnchor(node, h, anchor.Broadcast, false)
+	wif, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spend := faucet.DoubleSpend(t, strings.TrimSpace(string(wif)), first)
+	node.Generate(t, 1)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b = tn.block(h)
+		if b.Anchor.State == anchor.Confirmed && b.Anchor.TxID != first.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("block %d anchor %+v: no new anchor after %s double-spent %s", h, b.Anchor, spend, first)
+		}
+		if b.Anchor.State == anchor.Broadcast {
+			node.Generate(t, 1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tn.checkAnchoredProof(node, "reorged")
 }

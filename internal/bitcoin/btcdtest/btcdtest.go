@@ -86,7 +86,7 @@ func Start(t testing.TB, miningAddr string) *Node {
 	n.cmd = exec.Command(bin,
 		"--regtest", "--datadir="+filepath.Join(dir, "data"), "--logdir="+filepath.Join(dir, "logs"),
 		"--rpcuser=cissan", "--rpcpass=regtest", "--rpclisten="+rpcAddr, "--notls",
-		"--listen="+p2pAddr, "--miningaddr="+miningAddr, "--debuglevel=warn",
+		"--listen="+p2pAddr, "--miningaddr="+miningAddr, "--debuglevel=warn", "--txindex",
 	)
 	logf, err := os.Create(filepath.Join(dir, "btcd.out"))
 	if err != nil {

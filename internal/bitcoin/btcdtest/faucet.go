@@ -1,7 +1,9 @@
 package btcdtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -85,4 +87,65 @@ func (f *Faucet) Pay(t testing.TB, addr btcutil.Address, sat int64) chainhash.Ha
 		t.Fatalf("faucet payment: %v", err)
 	}
 	return id
+}
+
+// DoubleSpend sends a transaction that spends every input of the
+// transaction txid (in the mempool or a block) to a new address of the
+// faucet, signed with the P2WPKH key in wif, at a fee high enough to
+// replace it. It is what someone else holding the same key could do.
+func (f *Faucet) DoubleSpend(t testing.TB, wif string, txid chainhash.Hash) chainhash.Hash {
+	t.Helper()
+	ctx := context.Background()
+	w, err := btcutil.DecodeWIF(wif)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(w.PrivKey.PubKey().SerializeCompressed()), &chaincfg.RegressionNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := txscript.PayToAddrScript(addr)
+	orig := f.rawTx(t, txid)
+	tx := wire.NewMsgTx(2)
+	fetch := txscript.NewMultiPrevOutFetcher(nil)
+	var total int64
+	for _, in := range orig.TxIn {
+		prev := f.rawTx(t, in.PreviousOutPoint.Hash).TxOut[in.PreviousOutPoint.Index]
+		total += prev.Value
+		fetch.AddPrevOut(in.PreviousOutPoint, prev)
+		tx.AddTxIn(&wire.TxIn{PreviousOutPoint: in.PreviousOutPoint, Sequence: wire.MaxTxInSequenceNum})
+	}
+	tx.AddTxOut(wire.NewTxOut(total-100_000, f.script))
+	hashes := txscript.NewTxSigHashes(tx, fetch)
+	for i, in := range tx.TxIn {
+		prev := fetch.FetchPrevOutput(in.PreviousOutPoint)
+		wit, err := txscript.WitnessSignature(tx, hashes, i, prev.Value, script, txscript.SigHashAll, w.PrivKey, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.TxIn[i].Witness = wit
+	}
+	id, err := f.node.RPC.Send(ctx, tx)
+	if err != nil {
+		t.Fatalf("double spend of %s: %v", txid, err)
+	}
+	return id
+}
+
+// rawTx fetches a transaction by id (the node runs with --txindex).
+func (f *Faucet) rawTx(t testing.TB, txid chainhash.Hash) *wire.MsgTx {
+	t.Helper()
+	var s string
+	if err := f.node.RPC.Call(context.Background(), "getrawtransaction", &s, txid.String(), 0); err != nil {
+		t.Fatalf("getrawtransaction %s: %v", txid, err)
+	}
+	raw, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tx wire.MsgTx
+	if err := tx.Deserialize(bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	return &tx
 }
