@@ -359,6 +359,31 @@ func TestBrowserProofDownloadsAndVerifies(t *testing.T) {
 		}
 	}
 
+	// A version 2 bundle's Bitcoin anchor is not checked here, and the page
+	// says so; a version 1 bundle may not carry one.
+	for _, c := range []struct {
+		version int
+		want    string
+	}{{2, "valid"}, {1, "invalid"}} {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["version"], m["anchor"] = c.version, map[string]any{"history_path": []string{}, "raw_tx": "00"}
+		out, _ := json.Marshal(m)
+		f := filepath.Join(dir, fmt.Sprintf("anchored-v%d.proof.json", c.version))
+		if err := os.WriteFile(f, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		result, verdict, _ := verifyFile(t, ctx, tn.APIURL, f)
+		if result != c.want {
+			t.Errorf("version %d bundle with an anchor: %s %q, want %s", c.version, result, verdict, c.want)
+		}
+		if c.version == 2 && !strings.Contains(text(t, ctx, "#unchecked"), "the Bitcoin anchor: the bundle carries one") {
+			t.Errorf("the page does not say that it left the anchor unchecked")
+		}
+	}
+
 	// An event file that differs from the logged event is refused too.
 	ev := filepath.Join(dir, "event.json")
 	if err := os.WriteFile(ev, []byte(`{"uid":"proof-evt-2","timestamp":1,"items":[{"key":"temperature","value":99.5}],"namespace":"acme/proof","device_uid":"proof-dev"}`), 0o644); err != nil {
