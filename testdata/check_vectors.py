@@ -420,9 +420,9 @@ def verify_bundle(b, netj):
     net_id = unhex(netj["network_id"], 16)
     master = unhex(netj["master_public_key"], 32)
     hubs = {h["id"]: h for h in netj["hubs"]}
-    if b.get("version") != 1:
+    if b.get("version") not in (1, 2):
         raise Refused("version")
-    if b.get("anchor") is not None:
+    if b.get("anchor") is not None and b["version"] != 2:
         raise Refused("anchor")
     if unhex(b["network_id"], 16) != net_id:
         raise Refused("network id")
@@ -454,9 +454,98 @@ def verify_bundle(b, netj):
         if not sig_ok(unhex(hub["public_key"], 32), msg, unhex(v["signature"], 64)):
             raise Refused("validation signature")
         accepted += v["verdict"] == "accept"
+    if b.get("anchor") is not None:
+        verify_anchor(b["anchor"], h, block_hash)
     if accepted < netj["quorum"]:
         raise Refused("not final")
     return decode_entry(entry)
+
+
+# ---------------------------------------------------------------- anchor --
+
+ANCHOR_TAG = b"cissan"
+
+
+def dsha(b):
+    return hashlib.sha256(hashlib.sha256(b).digest()).digest()
+
+
+def varint(b, i):
+    """Bitcoin's CompactSize at b[i:]; returns (value, next index)."""
+    n = b[i]
+    if n < 0xFD:
+        return n, i + 1
+    size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[n]
+    return int.from_bytes(b[i + 1 : i + 1 + size], "little"), i + 1 + size
+
+
+def tx_outputs(tx):
+    """The output scripts of a transaction serialized without witness."""
+    i = 4
+    if tx[i] == 0:
+        raise Refused("anchor transaction: witness serialization")
+    n, i = varint(tx, i)
+    for _ in range(n):
+        i += 36
+        size, i = varint(tx, i)
+        i += size + 4
+    n, i = varint(tx, i)
+    scripts = []
+    for _ in range(n):
+        i += 8
+        size, i = varint(tx, i)
+        scripts.append(tx[i : i + size])
+        i += size
+    if i + 4 != len(tx):
+        raise Refused("anchor transaction: trailing bytes")
+    return scripts
+
+
+def verify_anchor(a, h, block_hash):
+    """SPEC.md section 11, step by step. Raises Refused."""
+    if set(a) != {"history_path", "anchored_header", "tx", "txid", "tx_index", "tx_path",
+                  "bitcoin_header", "bitcoin_block_hash", "bitcoin_height"}:
+        raise Refused("anchor members")
+    anchored = unhex(a["anchored_header"])
+    ah = decode_header(anchored)
+    if ah["network"] != h["network"] or ah["height"] < h["height"]:
+        raise Refused("anchor history")
+    anchored_hash = sha256(anchored)
+    path = [unhex(p, 32) for p in a["history_path"]]
+    if ah["height"] == h["height"]:
+        if anchored_hash != block_hash or path:
+            raise Refused("anchor history")
+    elif root_from_path(h["height"], ah["height"], sha256(b"\x00" + block_hash), path) != ah["history_root"]:
+        raise Refused("anchor history")
+    tx = unhex(a["tx"])
+    if len(tx) == 64:
+        raise Refused("anchor transaction: 64 bytes")
+    try:
+        scripts = tx_outputs(tx)
+    except (IndexError, KeyError):
+        raise Refused("anchor transaction: malformed")
+    if b"\x6a\x26" + ANCHOR_TAG + anchored_hash not in scripts:
+        raise Refused("anchor transaction: no OP_RETURN with the anchored hash")
+    txid = dsha(tx)
+    if a["txid"] != txid[::-1].hex():
+        raise Refused("anchor transaction: txid")
+    hdr = unhex(a["bitcoin_header"], 80)
+    bits = int.from_bytes(hdr[72:76], "little")
+    target = (bits & 0x7FFFFF) << (8 * ((bits >> 24) - 3))
+    bhash = dsha(hdr)
+    if int.from_bytes(bhash, "little") > target:
+        raise Refused("bitcoin header: proof of work")
+    if a["bitcoin_block_hash"] != bhash[::-1].hex() or a["bitcoin_height"] < 0:
+        raise Refused("bitcoin header")
+    index, r = a["tx_index"], txid
+    if index >= 1 << len(a["tx_path"]):
+        raise Refused("bitcoin inclusion: index")
+    for p in a["tx_path"]:
+        p = unhex(p, 32)
+        r = dsha(p + r) if index & 1 else dsha(r + p)
+        index >>= 1
+    if r != hdr[36:68]:
+        raise Refused("bitcoin inclusion")
 
 
 # ------------------------------------------------------------------ main --
@@ -599,6 +688,29 @@ def main(path):
         try:
             verify_bundle(bad, netj)
             check(False, "bundle with altered validation was accepted")
+        except Refused:
+            check(True, "")
+
+    # The anchored bundle: SPEC.md section 11, and every byte of its
+    # Bitcoin part matters.
+    b = vec["anchored_proof_bundle"]
+    check(b["version"] == 2, "anchored bundle: version")
+    ev, _, _, _ = verify_bundle(b, netj)
+    check(ev["uid"] == "evt-0001", "anchored bundle: entry")
+    for member, flip in (("tx", 0x01), ("bitcoin_header", 0x01), ("anchored_header", 0x80)):
+        raw = unhex(b["anchor"][member])
+        for i in range(len(raw)):
+            bad = dict(b, anchor=dict(b["anchor"], **{member: (raw[:i] + bytes([raw[i] ^ flip]) + raw[i + 1 :]).hex()}))
+            try:
+                verify_bundle(bad, netj)
+                check(False, "anchored bundle with %s byte %d altered was accepted" % (member, i))
+            except Refused:
+                check(True, "")
+    for member in ("history_path", "tx_path"):
+        bad = dict(b, anchor=dict(b["anchor"], **{member: b["anchor"][member] + [b["anchor"][member][0]]}))
+        try:
+            verify_bundle(bad, netj)
+            check(False, "anchored bundle with %s extended was accepted" % member)
         except Refused:
             check(True, "")
 

@@ -99,6 +99,7 @@ type vectorsJSON struct {
 	Batch           batchJSON         `json:"batch"`
 	Validation      validationVecJSON `json:"validation"`
 	ProofBundle     *proof.Bundle     `json:"proof_bundle"`
+	AnchoredBundle  *proof.Bundle     `json:"anchored_proof_bundle"`
 }
 
 type limitsJSON struct {
@@ -348,6 +349,17 @@ func buildVectors(t *testing.T) []byte {
 	}
 	v.ProofBundle = bundle
 
+	anc, err := vecAnchor(blocks, vecBundleBlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.AnchoredBundle, err = proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{val}, anc); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := proof.Verify(v.AnchoredBundle, net); err != nil || r.Anchor == nil {
+		t.Fatalf("anchored vector bundle: %v", err)
+	}
+
 	out, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -415,6 +427,7 @@ func TestVectorsBundleFile(t *testing.T) {
 	var v struct {
 		NetworkJSON json.RawMessage `json:"network_json"`
 		ProofBundle json.RawMessage `json:"proof_bundle"`
+		Anchored    json.RawMessage `json:"anchored_proof_bundle"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatal(err)
@@ -423,16 +436,18 @@ func TestVectorsBundleFile(t *testing.T) {
 	if err := json.Unmarshal(v.NetworkJSON, &net); err != nil {
 		t.Fatal(err)
 	}
-	b, err := proof.Parse(v.ProofBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := proof.Verify(b, &net)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Final || r.Event().UID != "evt-0001" {
-		t.Fatalf("result %+v", r)
+	for _, raw := range []json.RawMessage{v.ProofBundle, v.Anchored} {
+		b, err := proof.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := proof.Verify(b, &net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Final || r.Event().UID != "evt-0001" || (b.Version == 2) != (r.Anchor != nil) {
+			t.Fatalf("result %+v", r)
+		}
 	}
 }
 
