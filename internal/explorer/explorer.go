@@ -119,7 +119,7 @@ func (e *Explorer) Run(ctx context.Context) {
 }
 
 // Sample takes one sample now (Run does this every SampleEvery).
-func (e *Explorer) Sample(ctx context.Context) { e.live.sample(ctx, time.Now()) }
+func (e *Explorer) Sample(ctx context.Context) { e.live.sample(ctx, time.Now(), -1) }
 
 func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()

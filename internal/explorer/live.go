@@ -46,7 +46,7 @@ type Snapshot struct {
 	Height       uint64      `json:"height"`
 	FinalHeight  uint64      `json:"final_height"`
 	FinalityLag  uint64      `json:"finality_lag"` // blocks minted but not yet final
-	Events       int64       `json:"events"`       // entries in the chain
+	Events       int64       `json:"events"`       // entries in the chain; -1 while a new explorer counts them
 	Tagged       int64       `json:"tagged"`
 	Accepted     float64     `json:"accepted"` // events the hubs acknowledged (metrics)
 	Rate         float64     `json:"rate"`
@@ -63,7 +63,8 @@ type Snapshot struct {
 }
 
 type sampler struct {
-	c *Config
+	c       *Config
+	countMu sync.Mutex // guards counted and events
 	// newest reads the newest few blocks' rows.
 	newest func(top uint64) ([]blockRow, error)
 
@@ -86,7 +87,7 @@ func newSampler(c *Config) *sampler {
 
 func (s *sampler) run(ctx context.Context, every time.Duration) {
 	defer close(s.done)
-	s.sample(ctx, time.Now())
+	s.sample(ctx, time.Now(), -1)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -94,7 +95,7 @@ func (s *sampler) run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.sample(ctx, now)
+			s.sample(ctx, now, -1)
 		}
 	}
 }
@@ -106,15 +107,23 @@ func (s *sampler) state() (Snapshot, []Point) {
 	return s.snap, append([]Point(nil), s.series...)
 }
 
-// sample reads counters and heights, adds a point, and pushes it to every
-// live dashboard. Only the headers of blocks new since the last sample
-// are read, to keep the event count.
-func (s *sampler) sample(ctx context.Context, now time.Time) {
-	led := s.c.Ledger
-	height := led.Height()
-	s.mu.Lock()
-	for s.counted < height {
-		hdr, _, err := led.Store().Header(s.counted)
+// count brings the event count up to height by adding the entry_count of
+// every header not yet counted, reading at most budget headers (all if
+// budget < 0). It returns the count and whether it is complete; with a
+// budget of 0 it does not wait for a count in progress. Only a new
+// explorer reads many headers: after that, each sample reads the few
+// blocks minted since the last.
+func (s *sampler) count(height uint64, budget int) (int64, bool) {
+	if budget == 0 {
+		if !s.countMu.TryLock() {
+			return 0, false
+		}
+	} else {
+		s.countMu.Lock()
+	}
+	defer s.countMu.Unlock()
+	for ; s.counted < height && budget != 0; budget-- {
+		hdr, _, err := s.c.Ledger.Store().Header(s.counted)
 		if err != nil {
 			s.c.Log.Warn("explorer: read header", "height", s.counted, "err", err)
 			break
@@ -122,8 +131,22 @@ func (s *sampler) sample(ctx context.Context, now time.Time) {
 		s.events += int64(hdr.EntryCount)
 		s.counted++
 	}
-	events, prev := s.events, s.snap
-	s.mu.Unlock()
+	return s.events, s.counted >= height
+}
+
+// sample reads counters and heights, adds a point, and pushes it to every
+// live dashboard. budget bounds the headers read to count events (see
+// count); an incomplete count is shown as unknown (-1).
+func (s *sampler) sample(ctx context.Context, now time.Time, budget int) {
+	led := s.c.Ledger
+	height := led.Height()
+	events, counted := s.count(height, budget)
+	if !counted {
+		events = -1
+	}
+	s.mu.RLock()
+	prev := s.snap
+	s.mu.RUnlock()
 
 	snap := Snapshot{Time: now.UTC(), Height: height, FinalHeight: led.FinalHeight(), Events: events, Tagged: led.Tagged()}
 	snap.FinalityLag = height - min(height, snap.FinalHeight)
@@ -161,6 +184,7 @@ func (s *sampler) sample(ctx context.Context, now time.Time) {
 	case prev.Time.IsZero() || dt <= 0:
 	case snap.HasMetrics:
 		snap.Rate = max(0, (snap.Accepted-prev.Accepted)/dt)
+	case snap.Events < 0 || prev.Events < 0:
 	default:
 		snap.Rate = max(0, float64(snap.Events-prev.Events)/dt)
 	}

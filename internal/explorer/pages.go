@@ -84,8 +84,10 @@ type dashData struct {
 func (e *Explorer) dashboard(w http.ResponseWriter, r *http.Request) {
 	snap, series := e.live.state()
 	if snap.Time.IsZero() {
-		// Not sampled yet (Run not started): take one sample now.
-		e.live.sample(r.Context(), time.Now())
+		// Not sampled yet: take a sample now, without waiting for the
+		// event count, which a new explorer takes a pass over the headers
+		// to make (Run's first sample does it).
+		e.live.sample(r.Context(), time.Now(), 0)
 		snap, series = e.live.state()
 	}
 	d := dashData{Snap: snap, Series: series, Blocks: snap.Blocks, Anchoring: e.c.Anchor != nil || snap.Anchor != nil}

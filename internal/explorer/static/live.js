@@ -110,6 +110,7 @@
   }
 
   function update(snap) {
+    if (snap.events < 0) snap.events = 'counting…';
     for (const k of ['events', 'height', 'finality_lag', 'tagged', 'rejected_sum', 'block_rejects', 'final_height']) {
       if (snap[k] !== undefined) setText(`[data-live="${k}"]`, fmt(snap[k]));
     }
