@@ -56,7 +56,7 @@ func openDB(path string) (*db, error) {
 		return nil, fmt.Errorf("anchor state %s: %w", path, err)
 	}
 	s.SetMaxOpenConns(1)
-	if _, err := s.Exec(schema); err != nil {
+	if _, err := s.Exec(schema + historySchema); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("anchor state %s: %w", path, err)
 	}

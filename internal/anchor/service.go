@@ -100,8 +100,9 @@ type Service struct {
 	chainOK bool // the node's network was checked
 	lowWarn time.Time
 
-	leavesMu sync.Mutex
-	leaves   []chain.Hash // history tree leaves of the master's chain, read once
+	leavesMu  sync.Mutex   // guards the stored history tree and the two fields below
+	histSize  uint64       // blocks whose history tree nodes are stored
+	histRight []chain.Hash // per level, a left sibling waiting for its right one
 }
 
 // New loads (or creates) the key and the state. It does not contact the

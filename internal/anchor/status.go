@@ -169,11 +169,7 @@ func (s *Service) Proof(h uint64) (*proof.Anchor, error) {
 	}
 	var path []chain.Hash
 	if a.height > h {
-		leaves, err := s.historyLeaves(a.height)
-		if err != nil {
-			return nil, err
-		}
-		if path, err = chain.InclusionProof(leaves, h); err != nil {
+		if path, err = s.historyPath(h, a.height); err != nil {
 			return nil, fmt.Errorf("anchor proof: %w", err)
 		}
 	}
@@ -195,21 +191,6 @@ func (s *Service) Proof(h uint64) (*proof.Anchor, error) {
 		out.TxPath[i] = hex.EncodeToString(b[:])
 	}
 	return out, nil
-}
-
-// historyLeaves returns the history tree leaves of blocks 0..n-1, reading
-// only the headers not read before.
-func (s *Service) historyLeaves(n uint64) ([]chain.Hash, error) {
-	s.leavesMu.Lock()
-	defer s.leavesMu.Unlock()
-	for h := uint64(len(s.leaves)); h < n; h++ {
-		hdr, err := s.cfg.Chain.Header(h)
-		if err != nil {
-			return nil, fmt.Errorf("anchor proof: read block %d: %w", h, err)
-		}
-		s.leaves = append(s.leaves, chain.BlockLeaf(hdr.Hash()))
-	}
-	return s.leaves[:n:n], nil
 }
 
 // LedgerChain returns the chain of a ledger.
