@@ -62,7 +62,7 @@ type Config struct {
 	// AnchorStatus returns the anchoring state for the dashboard (address,
 	// balance_sat, last_anchor, next_anchor, state); nil when off. A
 	// Status answer with an "anchor" member is used when this is nil.
-	AnchorStatus func(ctx context.Context) map[string]any
+	AnchorStatus func(ctx context.Context) any
 	// Registry, if set, backs the devices pages (operator only).
 	Registry *registry.Registry
 	// Pending reports whether an event waits in a pool.

@@ -2,14 +2,19 @@ package explorer_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"cissan/internal/api"
+	"cissan/internal/explorer"
 )
 
 // secrets are strings of the test events that no anonymous visitor may
@@ -264,5 +269,57 @@ func TestLiveStreamSendsSamplesAndEndsOnClose(t *testing.T) {
 	}
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Errorf("Close took %v with a live stream open", d)
+	}
+}
+
+// TestAnchorShown renders anchoring as the anchoring service reports it,
+// through the hooks a node wires (here fakes, over a real chain).
+func TestAnchorShown(t *testing.T) {
+	tn := fixture(t, 1)
+	led := tn.Master.Ledger()
+	anchored := uint64(0)
+	btcTime := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	ex, err := explorer.New(explorer.Config{
+		Ledger: led, Access: tn.Registry.Resolver(tn.Token),
+		Anchor: func(h uint64) *api.AnchorJSON {
+			return &api.AnchorJSON{State: "confirmed", AnchoredHeight: &anchored, TxID: "ab12cd34", BitcoinHeight: 812345, BitcoinTime: &btcTime, Confirmations: 6}
+		},
+		AnchorStatus: func(context.Context) any {
+			return map[string]any{"address": "bcrt1qexampleaddress", "balance_sat": int64(150_000_000), "anchors": 3,
+				"last_anchor": map[string]any{"state": "confirmed", "anchored_height": 0, "txid": "ab12cd34"}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) string {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		ex.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d", path, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	body := get("/", "")
+	for _, want := range []string{"bcrt1qexampleaddress", "1.50000000 BTC", "confirmed", `href="/blocks/0"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "Anchoring off") {
+		t.Error("dashboard says anchoring is off")
+	}
+	body = get("/blocks/0", "")
+	for _, want := range []string{"ab12cd34", "812345", "2026-11-27 12:00:00 UTC"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("block page lacks %q", want)
+		}
+	}
+	if body = get("/events/evt-secret-a01", tn.Token); !strings.Contains(body, `href="/v1/events/evt-secret-a01/proof?format=ots"`) {
+		t.Error("event page has no .ots link while anchoring is on")
 	}
 }
