@@ -89,6 +89,8 @@ type Hub struct {
 	ctx   context.Context // from Start; ends the loops and pending ingests
 	loops sync.WaitGroup
 
+	acks sync.Map // *mqtt.Client -> *ackQueue
+
 	devMu   sync.Mutex
 	clients map[*mqtt.Client]registry.Device
 	gen     map[string]uint64 // per device uid, bumped on every registry change

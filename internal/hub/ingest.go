@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -167,6 +168,7 @@ func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	k.h.devMu.Lock()
 	delete(k.h.clients, cl)
 	k.h.devMu.Unlock()
+	k.h.acks.Delete(cl)
 }
 
 // OnACLCheck lets a logged-in device publish (ingest then refuses any topic
@@ -178,28 +180,106 @@ func (k *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return ok && write
 }
 
+// OnPublish takes an event in. At QoS 1 it does not wait for the event to
+// be durable: it hands the event to the commit loop and returns at once,
+// telling the broker to send nothing, and the hub writes the PUBACK itself
+// once the event is on disk (or refused), in the order the client sent
+// its PUBLISHes (see ackQueue). The broker reads a client's packets one
+// after another, so waiting here would allow one event in flight per
+// connection, however many the client sends, and every connection would
+// wait a whole group commit per event.
 func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	err := k.h.ingest(cl, pk)
-	if err == nil {
-		return pk, packets.CodeSuccessIgnore // acknowledged, forwarded to no subscriber
+	h := k.h
+	if pk.FixedHeader.Qos == 1 {
+		q := h.ackQueue(cl)
+		a := q.add(pk.PacketID)
+		h.ingest(cl, pk, func(err error) { h.answer(cl, q, a, err) })
+		return pk, packets.ErrRejectPacket // the hub acknowledges it
 	}
-	k.h.stats.Rejected.Add(1)
+	done := make(chan error, 1)
+	h.ingest(cl, pk, func(err error) { done <- err })
+	err := <-done
+	if err == nil {
+		return pk, packets.CodeSuccessIgnore // forwarded to no subscriber
+	}
+	// QoS 0 has no PUBACK to carry a refusal; MQTT 3.1.1 clients are told
+	// by a closed connection, as at QoS 1.
+	if code := h.refused(cl, err); cl.Properties.ProtocolVersion < 5 {
+		cl.Stop(code)
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// refused counts and logs a refusal and returns it as an MQTT reason code.
+func (h *Hub) refused(cl *mqtt.Client, err error) packets.Code {
+	h.stats.Rejected.Add(1)
 	var code packets.Code
 	if !errors.As(err, &code) {
 		code = refuse(codeUnspecified, "%v", err)
 	}
-	k.h.cfg.Metrics.Rejected(k.h.rejectReason(code))
-	k.h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
-	if cl.Properties.ProtocolVersion < 5 {
-		// MQTT 3.1.1 has no negative PUBACK: close the connection so the
-		// device does not take silence for success.
-		cl.Stop(code)
-		return pk, packets.ErrRejectPacket
+	h.cfg.Metrics.Rejected(h.rejectReason(code))
+	h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
+	return code
+}
+
+// ackQueue holds one client's QoS 1 PUBLISHes not yet acknowledged, so
+// that PUBACKs go out in the order of the PUBLISHes (MQTT 5, section 4.6)
+// although events become durable, or are refused, in another order: a
+// refusal found while parsing waits for the durable events before it.
+type ackQueue struct {
+	mu      sync.Mutex
+	pending []*pendingAck
+}
+
+type pendingAck struct {
+	id   uint16
+	done bool
+	err  error
+}
+
+func (q *ackQueue) add(id uint16) *pendingAck {
+	a := &pendingAck{id: id}
+	q.mu.Lock()
+	q.pending = append(q.pending, a)
+	q.mu.Unlock()
+	return a
+}
+
+func (h *Hub) ackQueue(cl *mqtt.Client) *ackQueue {
+	if q, ok := h.acks.Load(cl); ok {
+		return q.(*ackQueue)
 	}
-	if pk.FixedHeader.Qos == 0 {
-		return pk, packets.ErrRejectPacket
+	q, _ := h.acks.LoadOrStore(cl, &ackQueue{})
+	return q.(*ackQueue)
+}
+
+// answer records the outcome of a's event and sends every PUBACK at the
+// head of the client's queue whose outcome is known. It writes while
+// holding the queue's lock, so two answers cannot overtake each other.
+func (h *Hub) answer(cl *mqtt.Client, q *ackQueue, a *pendingAck, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	a.done, a.err = true, err
+	n := 0
+	for ; n < len(q.pending) && q.pending[n].done; n++ {
+		p := q.pending[n]
+		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: p.id, Created: time.Now().Unix()}
+		if p.err != nil {
+			code := h.refused(cl, p.err)
+			if cl.Properties.ProtocolVersion < 5 {
+				// MQTT 3.1.1 has no negative PUBACK: close the connection
+				// so the device does not take silence for success.
+				cl.Stop(code)
+				continue
+			}
+			ack.ReasonCode, ack.Properties.ReasonString = code.Code, code.Reason
+		}
+		// A client that has gone gets no PUBACK; it sends again on its
+		// next connection and the hub answers that as a retransmit.
+		_ = cl.WritePacket(ack)
 	}
-	return pk, code
+	clear(q.pending[:n])
+	q.pending = q.pending[n:]
 }
 
 // rejectReason names a refusal for metrics. Code 0x80 covers both a
@@ -220,38 +300,45 @@ func (h *Hub) rejectReason(code packets.Code) string {
 }
 
 // ingest admits one event: it checks who sent it and what it says, then
-// waits until the event is durable in the pool.
-func (h *Hub) ingest(cl *mqtt.Client, pk packets.Packet) error {
-	d, ok := h.device(cl)
-	if !ok {
-		return refuse(codeNotAuthorized, "device is not logged in or was deactivated")
-	}
-	if pk.TopicName != Topic(d.UID) {
-		return refuse(codeNotAuthorized, "device %s may publish only to %s", d.UID, Topic(d.UID))
-	}
-	ev, err := event.Parse(pk.Payload, h.led.Limits())
+// hands it to the commit loop, which calls done once the event is durable
+// in the pool (nil) or refused. A refusal found here calls done at once.
+// ingest blocks while the commit loop's queue is full, which holds the
+// client's further packets back: the broker reads no more from it.
+func (h *Hub) ingest(cl *mqtt.Client, pk packets.Packet, done func(error)) {
+	req, err := h.admit(cl, pk)
 	if err != nil {
-		return refuse(codeBadPayload, "%v", err)
+		done(err)
+		return
 	}
-	if ev.DeviceUID != d.UID {
-		return refuse(codeNotAuthorized, "device_uid %q is not the connected device %q", ev.DeviceUID, d.UID)
-	}
-	if ev.Namespace != d.Namespace {
-		return refuse(codeNotAuthorized, "namespace %q is not device %s's namespace %q", ev.Namespace, d.UID, d.Namespace)
-	}
-	en := event.Entry{Event: *ev, HubID: h.cfg.ID, ReceivedMs: h.cfg.Now().UnixMilli()}
-	req := &commitReq{uid: ev.UID, content: event.ContentHash(ev), raw: en.Encode(), done: make(chan error, 1)}
+	req.done = done
 	select {
 	case h.commits <- req:
 	case <-h.ctx.Done():
-		return refuse(codeUnspecified, "hub is shutting down")
+		done(refuse(codeUnspecified, "hub is shutting down"))
 	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-h.ctx.Done():
-		return refuse(codeUnspecified, "hub is shutting down")
+}
+
+// admit checks an event's sender and content and makes its submission.
+func (h *Hub) admit(cl *mqtt.Client, pk packets.Packet) (*commitReq, error) {
+	d, ok := h.device(cl)
+	if !ok {
+		return nil, refuse(codeNotAuthorized, "device is not logged in or was deactivated")
 	}
+	if pk.TopicName != Topic(d.UID) {
+		return nil, refuse(codeNotAuthorized, "device %s may publish only to %s", d.UID, Topic(d.UID))
+	}
+	ev, err := event.Parse(pk.Payload, h.led.Limits())
+	if err != nil {
+		return nil, refuse(codeBadPayload, "%v", err)
+	}
+	if ev.DeviceUID != d.UID {
+		return nil, refuse(codeNotAuthorized, "device_uid %q is not the connected device %q", ev.DeviceUID, d.UID)
+	}
+	if ev.Namespace != d.Namespace {
+		return nil, refuse(codeNotAuthorized, "namespace %q is not device %s's namespace %q", ev.Namespace, d.UID, d.Namespace)
+	}
+	en := event.Entry{Event: *ev, HubID: h.cfg.ID, ReceivedMs: h.cfg.Now().UnixMilli()}
+	return &commitReq{uid: ev.UID, content: event.ContentHash(ev), raw: en.Encode()}, nil
 }
 
 // commitReq is one event waiting to be made durable.
@@ -259,7 +346,7 @@ type commitReq struct {
 	uid     string
 	content chain.Hash
 	raw     []byte
-	done    chan error
+	done    func(error) // called once, from the commit loop
 }
 
 // commitLoop makes events durable in groups: it takes every request
@@ -313,16 +400,16 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 				h.stats.Retransmits.Add(1)
 				retransmits[f] = append(retransmits[f], r)
 			} else {
-				r.done <- h.sameOrConflict(r, f.content, "")
+				r.done(h.sameOrConflict(r, f.content, ""))
 			}
 			continue
 		}
 		if err, dup := h.duplicate(r, lerr, logged[i], inChain[i]); dup {
-			r.done <- err
+			r.done(err)
 			continue
 		}
 		if err := batch.PutPool(r.uid, 0, r.raw); err != nil {
-			r.done <- refuse(codeUnspecified, "store event: %v", err)
+			r.done(refuse(codeUnspecified, "store event: %v", err))
 			continue
 		}
 		first[r.uid] = r
@@ -332,9 +419,9 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 		return
 	}
 	answer := func(r *commitReq, err error) {
-		r.done <- err
+		r.done(err)
 		for _, w := range retransmits[r] {
-			w.done <- err
+			w.done(err)
 		}
 	}
 	start := time.Now()

@@ -121,9 +121,10 @@ func sampleEvent(uid string, temp float64) event.Event {
 func (f *fixture) submit(t *testing.T, ev event.Event) *event.Entry {
 	t.Helper()
 	en := &event.Entry{Event: ev, HubID: "hub-1", ReceivedMs: 1696248400123}
-	r := &commitReq{uid: ev.UID, content: event.ContentHash(&ev), raw: en.Encode(), done: make(chan error, 1)}
+	done := make(chan error, 1)
+	r := &commitReq{uid: ev.UID, content: event.ContentHash(&ev), raw: en.Encode(), done: func(err error) { done <- err }}
 	f.hub.commitGroup([]*commitReq{r})
-	if err := <-r.done; err != nil {
+	if err := <-done; err != nil {
 		t.Fatalf("submit %s: %v", ev.UID, err)
 	}
 	en.Tags = f.hub.led.Analyzers().Tags(&en.Event)
@@ -355,17 +356,21 @@ func TestRetransmitInOneCommitGroupWaitsForTheCommit(t *testing.T) {
 	ev := sampleEvent("e1", 20)
 	en := &event.Entry{Event: ev, HubID: "hub-1", ReceivedMs: 1}
 	other := sampleEvent("e1", 21)
+	outcome := map[*commitReq]chan error{}
 	mk := func(e *event.Event) *commitReq {
-		return &commitReq{uid: e.UID, content: event.ContentHash(e), raw: en.Encode(), done: make(chan error, 1)}
+		ch := make(chan error, 1)
+		r := &commitReq{uid: e.UID, content: event.ContentHash(e), raw: en.Encode(), done: func(err error) { ch <- err }}
+		outcome[r] = ch
+		return r
 	}
 	a, b, c := mk(&ev), mk(&ev), mk(&other)
 	f.hub.commitGroup([]*commitReq{a, b, c})
 	for name, r := range map[string]*commitReq{"first copy": a, "retransmit": b} {
-		if err := <-r.done; err != nil {
+		if err := <-outcome[r]; err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if err := <-c.done; err == nil || !strings.Contains(err.Error(), "already used by another event") {
+	if err := <-outcome[c]; err == nil || !strings.Contains(err.Error(), "already used by another event") {
 		t.Fatalf("conflicting copy: %v", err)
 	}
 	if _, err := f.hub.led.Store().Pool("e1"); err != nil {
