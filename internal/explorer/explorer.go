@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -127,7 +128,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// inline runs, so injected markup could not run either.
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // "no-referrer" would make browsers send "Origin: null" on our own forms
 	h.Set("X-Frame-Options", "DENY")
 	e.mux.ServeHTTP(w, r)
 }
@@ -281,6 +282,10 @@ func (e *Explorer) loginForm(w http.ResponseWriter, r *http.Request) {
 // login checks the token and keeps it in an HttpOnly, SameSite=Strict
 // cookie: scripts cannot read it and other sites cannot send it.
 func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		e.fail(w, r, http.StatusForbidden, "Refused", "Sign in from this site's own form.")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := r.ParseForm(); err != nil {
 		e.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
@@ -304,9 +309,26 @@ func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Explorer) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		e.fail(w, r, http.StatusForbidden, "Refused", "Sign out from this site's own pages.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: "", Path: "/", HttpOnly: true, Secure: e.c.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// sameOrigin refuses a form posted from another site, so that no page
+// elsewhere can sign a visitor in with a token of its choosing (or out).
+// Browsers send Origin with every POST; a request without one is not from
+// a browser's cross-site form.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
 }
 
 // safeNext keeps a post-login redirect on this site.

@@ -186,8 +186,20 @@ func TestLoginCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
 		t.Fatalf("wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
+	// A form posted from another site signs nobody in.
+	req, _ := http.NewRequest(http.MethodPost, tn.APIURL+"/login", strings.NewReader("token="+tn.Token))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Fatalf("cross-site login: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
 	// The cookie reads; it never changes anything.
-	req, _ := http.NewRequest(http.MethodPost, tn.APIURL+"/v1/analyzers", strings.NewReader(`{"range":[]}`))
+	req, _ = http.NewRequest(http.MethodPost, tn.APIURL+"/v1/analyzers", strings.NewReader(`{"range":[]}`))
 	req.AddCookie(ck[0])
 	resp, err = c.Do(req)
 	if err != nil {
