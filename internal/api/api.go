@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"cissan/internal/access"
+	"cissan/internal/anchor"
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/index"
@@ -50,21 +51,16 @@ type Config struct {
 	// Anchor returns the Bitcoin timestamp covering the block at a height;
 	// nil when anchoring is off.
 	Anchor func(height uint64) *AnchorJSON
-	Log    *slog.Logger
+	// AnchorProof returns the Bitcoin part of the proofs of a block's
+	// entries, or nil while none is confirmed; nil when anchoring is off.
+	AnchorProof func(height uint64) (*proof.Anchor, error)
+	Log         *slog.Logger
 }
 
 // AnchorJSON is how a block is timestamped on Bitcoin. A transaction
 // carries the hash of one block (AnchoredHeight); it covers that block
 // and every earlier one through the history tree.
-type AnchorJSON struct {
-	State          string     `json:"state"` // pending, broadcast, confirmed
-	AnchoredHeight *uint64    `json:"anchored_height,omitempty"`
-	TxID           string     `json:"txid,omitempty"`
-	BitcoinHeight  int64      `json:"bitcoin_height,omitempty"`
-	BitcoinBlock   string     `json:"bitcoin_block,omitempty"`
-	BitcoinTime    *time.Time `json:"bitcoin_time,omitempty"`
-	Confirmations  int64      `json:"confirmations,omitempty"`
-}
+type AnchorJSON = anchor.BlockStatus
 
 // ControlQueue is the master's side of changes recorded on the chain.
 type ControlQueue interface {
@@ -463,9 +459,48 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read validations", err)
 		return
 	}
-	b, err := proof.Build(s.c.Ledger.Network().ID, blk, int(loc.Index), vals)
+	format := r.URL.Query().Get("format")
+	switch format {
+	case "", "json", "ots":
+	case "entry": // the bytes the .ots file timestamps
+		raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
+		if err != nil {
+			s.internal(w, "read event", err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".entry"))
+		_, _ = w.Write(raw)
+		return
+	default:
+		writeError(w, http.StatusBadRequest, "format must be json, ots or entry")
+		return
+	}
+	var anc *proof.Anchor
+	if s.c.AnchorProof != nil {
+		if anc, err = s.c.AnchorProof(loc.Height); err != nil {
+			s.internal(w, "build the Bitcoin part of the proof", err)
+			return
+		}
+	}
+	b, err := proof.Build(s.c.Ledger.Network().ID, blk, int(loc.Index), vals, anc)
 	if err != nil {
 		s.internal(w, "build proof", err)
+		return
+	}
+	if format == "ots" {
+		if anc == nil {
+			writeError(w, http.StatusConflict, fmt.Sprintf("block %d of event %q has no confirmed Bitcoin anchor yet (anchoring off, or not yet confirmed)", loc.Height, uid))
+			return
+		}
+		data, err := proof.OTS(b)
+		if err != nil {
+			s.internal(w, "export OpenTimestamps proof", err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.opentimestamps.v1")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".entry.ots"))
+		_, _ = w.Write(data)
 		return
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".proof.json"))
