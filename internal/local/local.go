@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"cissan/internal/analyze"
+	"cissan/internal/anchor"
 	"cissan/internal/api"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
@@ -51,7 +52,10 @@ type Config struct {
 	ResubmitAfter time.Duration
 	Limits        event.Limits
 	Analyzers     analyze.Config // the first block's analyzer configuration, on a new chain
-	Log           *slog.Logger
+	// Anchor, when set, timestamps the master's chain on Bitcoin; its Dir
+	// and Chain are filled in here (the master's).
+	Anchor *anchor.Config
+	Log    *slog.Logger
 }
 
 // Network is a running one-process network.
@@ -63,6 +67,7 @@ type Network struct {
 	Token    string // operator token
 	APIURL   string
 	Metrics  *metrics.Metrics // served at GET /metrics
+	Anchor   *anchor.Service  // nil when anchoring is off
 
 	cfg      Config
 	ledgers  []*ledger.Ledger
@@ -168,6 +173,15 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		n.goRun(func() { _ = b.ConsumeValidations(ctx, id, h.HandleValidation) })
 	}
 
+	if cfg.Anchor != nil {
+		ac := *cfg.Anchor
+		ac.Dir, ac.Chain, ac.Log = filepath.Join(cfg.DataDir, "master"), anchor.LedgerChain(ml), cfg.Log.With("node", "anchor")
+		if n.Anchor, err = anchor.New(ac); err != nil {
+			return nil, err
+		}
+		n.Anchor.RegisterMetrics(n.Metrics)
+		n.goRun(func() { _ = n.Anchor.Run(ctx) })
+	}
 	n.observe(ml)
 	if err := n.serveHTTP(ctx, ml); err != nil {
 		return nil, err
@@ -218,6 +232,9 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 		Operator:  registry.OperatorAuth(n.Token),
 		Master:    n.Master,
 		Log:       n.cfg.Log,
+	}
+	if n.Anchor != nil {
+		ac.Anchor, ac.AnchorProof = n.Anchor.Block, n.Anchor.Proof
 	}
 	// Read tokens (auditors) see their namespaces' events, in the API and
 	// the explorer alike; only the operator token manages them.
@@ -312,6 +329,9 @@ func (n *Network) status(ctx context.Context) map[string]any {
 	if c, err := n.Registry.Counts(ctx); err == nil {
 		out["devices"] = c
 	}
+	if n.Anchor != nil {
+		out["anchor"] = n.Anchor.Status()
+	}
 	return out
 }
 
@@ -337,6 +357,9 @@ func (n *Network) Close() error {
 			_ = h.Close()
 		}
 		n.wg.Wait()
+		if n.Anchor != nil {
+			_ = n.Anchor.Close()
+		}
 		for _, l := range n.ledgers {
 			if err := l.Close(); err != nil && n.closeErr == nil {
 				n.closeErr = err
