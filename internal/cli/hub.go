@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"cissan/internal/api"
 	"cissan/internal/bus"
@@ -135,10 +136,12 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", node, func() float64 { return float64(led.Height()) })
 		mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", node, func() float64 { return float64(h.PoolSize()) })
 		mux.Handle("GET /metrics", mets.Handler())
-		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Log: log}, mux)
-		// The explorer's pages, next to the API; only the operator token
-		// reads private pages on a hub.
-		ex, err := explorer.New(explorer.Config{Ledger: led, Access: registry.OperatorResolver(token), Metrics: mets, Pending: h.Pending, Log: log,
+		// This hub's operator token reads everything; read tokens are
+		// checked with the registry, whose answers are kept 30 s.
+		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
+		// The explorer's pages, next to the API.
+		ex, err := explorer.New(explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
 				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
 			}})

@@ -112,8 +112,14 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 		log.Warn("no --amqp-url: hubs will not hear of device changes, and a revoked device stays connected until it logs in again")
 	}
 
+	// Devices and hub logins, and read tokens (which hubs check here).
+	mux := http.NewServeMux()
+	tokens := registry.NewReadTokenHandler(reg, registry.OperatorAuth(token))
+	mux.Handle("/v1/tokens", tokens)
+	mux.Handle("/v1/tokens/", tokens)
+	mux.Handle("/", registry.NewHandler(reg, registry.OperatorAuth(token)))
 	srv := &http.Server{
-		Handler:           registry.NewHandler(reg, registry.OperatorAuth(token)),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -8,8 +8,10 @@ package registry
 //	POST /v1/tokens              {"label": "...", "namespaces": ["org/group", ...]} -> 201 token + "token"
 //	GET  /v1/tokens              -> {"tokens": [...]}   (never the secrets)
 //	POST /v1/tokens/{id}/revoke  -> token
+//	POST /v1/tokens/check        {"token": "csr_..."} -> the live token, or 404
 //
-// Every route needs the operator token.
+// Every route needs the operator token. Nodes whose registry runs in
+// another process ask /v1/tokens/check (RemoteResolver).
 
 import (
 	"context"
@@ -23,6 +25,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"cissan/internal/access"
@@ -246,6 +249,21 @@ func NewReadTokenHandler(r *Registry, authorize func(*http.Request) bool) http.H
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
 	})
+	mux.HandleFunc("POST /v1/tokens/check", func(w http.ResponseWriter, req *http.Request) {
+		var body CheckReadTokenRequest
+		if !decodeBody(w, req, &body) {
+			return
+		}
+		t, ok, err := r.LookupReadToken(req.Context(), body.Token)
+		switch {
+		case err != nil:
+			writeErr(w, req, err)
+		case !ok:
+			writeError(w, http.StatusNotFound, "no such live read token")
+		default:
+			writeJSON(w, http.StatusOK, t)
+		}
+	})
 	mux.HandleFunc("POST /v1/tokens/{id}/revoke", func(w http.ResponseWriter, req *http.Request) {
 		t, err := r.RevokeReadToken(req.Context(), req.PathValue("id"))
 		if errors.Is(err, ErrTokenNotFound) {
@@ -285,6 +303,67 @@ func (c *Client) ReadTokens(ctx context.Context) ([]ReadToken, error) {
 	}
 	err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
 	return out.Tokens, err
+}
+
+// CheckReadTokenRequest is the body of POST /v1/tokens/check. The token
+// travels in the body, never in a URL, so that no access log records it.
+type CheckReadTokenRequest struct {
+	Token string `json:"token"`
+}
+
+// CheckReadToken asks the registry whether token is a live read token.
+func (c *Client) CheckReadToken(ctx context.Context, token string) (ReadToken, bool, error) {
+	var t ReadToken
+	err := c.do(ctx, http.MethodPost, "/v1/tokens/check", CheckReadTokenRequest{Token: token}, &t)
+	if errors.Is(err, ErrNotFound) {
+		return ReadToken{}, false, nil
+	}
+	return t, err == nil, err
+}
+
+// RemoteResolver is the access.Resolver of a node whose registry runs in
+// another process: the operator token (this node's) reads everything, and
+// read tokens are checked with the registry, whose answer is remembered for
+// ttl, so a revocation reaches this node within ttl. A registry that does
+// not answer grants nothing (and is asked again on the next request).
+func RemoteResolver(c *Client, operatorToken string, ttl time.Duration) access.Resolver {
+	type cached struct {
+		a       access.Access
+		expires time.Time
+	}
+	var mu sync.Mutex
+	cache := map[[32]byte]cached{}
+	return func(req *http.Request, token string) access.Access {
+		if EqualToken(token, operatorToken) {
+			return access.Access{All: true, Label: "operator"}
+		}
+		if !strings.HasPrefix(token, readPrefix) {
+			return access.Public
+		}
+		key := hashToken(token)
+		now := time.Now()
+		mu.Lock()
+		hit, ok := cache[key]
+		mu.Unlock()
+		if ok && now.Before(hit.expires) {
+			return hit.a
+		}
+		t, live, err := c.CheckReadToken(req.Context(), token)
+		if err != nil {
+			return access.Public
+		}
+		a := access.Public
+		if live {
+			a = access.Access{Namespaces: t.Namespaces, Label: t.Label}
+		}
+		mu.Lock()
+		if len(cache) >= 10_000 { // bounded: forget everything rather than grow
+			clear(cache)
+		}
+		cache[key] = cached{a, now.Add(ttl)}
+		mu.Unlock()
+		return a
+	}
 }
 
 // RevokeReadToken revokes the read token with this id.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"cissan/internal/access"
 )
@@ -123,4 +124,50 @@ func withBearer(tok string) *http.Request {
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return req
+}
+
+func TestRemoteResolver(t *testing.T) {
+	r, _ := openTest(t)
+	const op = "cso_registry_operator"
+	srv := httptest.NewServer(NewReadTokenHandler(r, OperatorAuth(op)))
+	ctx := context.Background()
+	nt, err := r.CreateReadToken(ctx, "auditor", []string{"acme/weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 200 * time.Millisecond
+	resolve := RemoteResolver(&Client{BaseURL: srv.URL, Token: op}, "cso_node_operator", ttl)
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+
+	if a := resolve(req, "cso_node_operator"); !a.All {
+		t.Fatalf("the node's operator token: %+v", a)
+	}
+	if a := resolve(req, op); a.Granted() {
+		t.Fatalf("the registry's operator token is not this node's: %+v", a)
+	}
+	if a := resolve(req, nt.Token); !a.Allows("acme/weather") || a.Allows("beta/lab") || a.All {
+		t.Fatalf("read token: %+v", a)
+	}
+	if a := resolve(req, "csr_unknown"); a.Granted() {
+		t.Fatalf("unknown read token: %+v", a)
+	}
+	if _, err := r.RevokeReadToken(ctx, nt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a := resolve(req, nt.Token); !a.Granted() {
+		t.Fatalf("revocation seen before the cached answer expired: %+v (ttl %v)", a, ttl)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	if a := resolve(req, nt.Token); a.Granted() {
+		t.Fatalf("revoked token still grants %+v after the ttl", a)
+	}
+	// A registry that does not answer grants nothing.
+	nt2, err := r.CreateReadToken(ctx, "auditor-2", []string{"acme/weather"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if a := resolve(req, nt2.Token); a.Granted() {
+		t.Fatalf("registry down: %+v", a)
+	}
 }
