@@ -66,6 +66,8 @@ type Result struct {
 	Ratio                float64 `json:"ratio"`
 	PublishToFinalP50    float64 `json:"publish_to_final_p50_ms"`
 	PublishToFinalP99    float64 `json:"publish_to_final_p99_ms"`
+	MintToFinalP50       float64 `json:"mint_to_final_p50_ms"` // block minted to block final
+	MintToFinalP99       float64 `json:"mint_to_final_p99_ms"`
 	PubackP50            float64 `json:"puback_p50_ms"`
 	PubackP99            float64 `json:"puback_p99_ms"`
 	CPUSecondsPer1k      float64 `json:"cpu_seconds_per_1k_events"`
@@ -412,6 +414,17 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res.PubackP50, res.PubackP99 = quantiles(puback)
 	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
+	// How long blocks took from minting to final: the part of the
+	// latency that is not waiting for the next block.
+	var mintToFinal []float64
+	finalMu.Lock()
+	for h, at := range finalAt {
+		if hdr, _, err := st.Header(h); err == nil && hdr.EntryCount > 0 {
+			mintToFinal = append(mintToFinal, float64(at.UnixMilli()-hdr.MintTimeMs))
+		}
+	}
+	finalMu.Unlock()
+	res.MintToFinalP50, res.MintToFinalP99 = quantiles(mintToFinal)
 	res.PeakRSSBytes = peakRSS()
 	// Disk is measured once the network has closed: the stores then hold
 	// what they keep, without the write-ahead logs that a running node
