@@ -359,12 +359,13 @@ func TestBrowserProofDownloadsAndVerifies(t *testing.T) {
 		}
 	}
 
-	// A version 2 bundle's Bitcoin anchor is not checked here, and the page
-	// says so; a version 1 bundle may not carry one.
+	// A malformed Bitcoin anchor is refused, in a version 2 bundle as
+	// much as in a version 1 bundle, which may not carry one at all (the
+	// vectors' test checks a well-formed one).
 	for _, c := range []struct {
 		version int
 		want    string
-	}{{2, "valid"}, {1, "invalid"}} {
+	}{{2, "invalid"}, {1, "invalid"}} {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
 			t.Fatal(err)
@@ -379,8 +380,8 @@ func TestBrowserProofDownloadsAndVerifies(t *testing.T) {
 		if result != c.want {
 			t.Errorf("version %d bundle with an anchor: %s %q, want %s", c.version, result, verdict, c.want)
 		}
-		if c.version == 2 && !strings.Contains(text(t, ctx, "#unchecked"), "the Bitcoin anchor: the bundle carries one") {
-			t.Errorf("the page does not say that it left the anchor unchecked")
+		if c.version == 2 && !strings.Contains(text(t, ctx, "#verdict"), "anchor") {
+			t.Errorf("the refusal of a malformed anchor does not name the anchor check: %q", text(t, ctx, "#verdict"))
 		}
 	}
 
@@ -419,6 +420,7 @@ func TestBrowserVerifiesTheTestVectors(t *testing.T) {
 	var v struct {
 		NetworkJSON json.RawMessage `json:"network_json"`
 		ProofBundle json.RawMessage `json:"proof_bundle"`
+		Anchored    json.RawMessage `json:"anchored_proof_bundle"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
@@ -438,6 +440,45 @@ func TestBrowserVerifiesTheTestVectors(t *testing.T) {
 	// Against this server's network.json instead: another network.
 	if result, verdict, _ = verifyFile(t, ctx, tn.APIURL, bundle); result != "invalid" || !strings.Contains(verdict, "network") {
 		t.Fatalf("vector bundle against another network: %s %q, want refused", result, verdict)
+	}
+
+	// The anchored vector: the page checks its Bitcoin part, says it did
+	// not check that Bitcoin's chain holds the block, and refuses it with
+	// one byte changed in the transaction, the Bitcoin header or the
+	// history path.
+	anchored := filepath.Join(dir, "anchored.proof.json")
+	if err := os.WriteFile(anchored, v.Anchored, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	result, verdict, checks = verifyFile(t, ctx, tn.APIURL, anchored, "#network-file", net)
+	if result != "valid" || !strings.Contains(verdict, "Bitcoin block 1000") {
+		t.Fatalf("the anchored vector bundle: %s %q\n%s", result, verdict, strings.Join(checks, "\n"))
+	}
+	for _, c := range []string{"anchor history", "anchor transaction", "bitcoin inclusion"} {
+		if !strings.Contains(strings.Join(checks, "\n"), c) {
+			t.Errorf("the checks passed do not list %q:\n%s", c, strings.Join(checks, "\n"))
+		}
+	}
+	if !strings.Contains(text(t, ctx, "#unchecked"), "Bitcoin's chain holds block") {
+		t.Error("the page does not say that it left the Bitcoin chain unchecked")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(v.Anchored, &m); err != nil {
+		t.Fatal(err)
+	}
+	a := m["anchor"].(map[string]any)
+	for _, field := range []string{"tx", "bitcoin_header", "anchored_header"} {
+		s := a[field].(string)
+		i := strings.Index(string(v.Anchored), s) + len(s)/2
+		bad := append([]byte(nil), v.Anchored...)
+		bad[i] = flip(bad[i])
+		f := filepath.Join(dir, field+".anchored.proof.json")
+		if err := os.WriteFile(f, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if result, verdict, _ := verifyFile(t, ctx, tn.APIURL, f, "#network-file", net); result != "invalid" {
+			t.Errorf("anchored vector with a byte of %s changed: %s %q, want refused", field, result, verdict)
+		}
 	}
 }
 

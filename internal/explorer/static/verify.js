@@ -189,11 +189,7 @@
     ok('version', `bundle format version ${bundle.version}, ${anchored ? 'with' : 'without'} a Bitcoin anchor`);
     const extra = Object.keys(bundle).filter((k) => !KNOWN.includes(k));
     for (const k of extra) unchecked.push(`the bundle's "${k}" member: unknown to this verifier, so nothing it claims was checked`);
-    if (anchored) {
-      unchecked.push('the Bitcoin anchor: the bundle carries one, which this page does not check (history path, transaction, Merkle branch, Bitcoin header); check it with cissan verify proof, or an OpenTimestamps client on the .ots file');
-    } else {
-      unchecked.push('a Bitcoin timestamp: the bundle carries no anchor');
-    }
+    if (!anchored) unchecked.push('a Bitcoin timestamp: the bundle carries no anchor');
 
     const id = fromHex('network id', 'network_id', bundle.network_id, 16);
     if (!equal(id, net.id)) fail('network id', `bundle is for network ${toHex(id)}, network.json is for ${toHex(net.id)}`);
@@ -257,6 +253,11 @@
       if (v.verdict === 'accept') accepted++;
       ok(check, `validation by ${v.hub_id} (${v.verdict}) verifies under its key`);
     }
+    let bitcoin = null;
+    if (anchored) {
+      bitcoin = await verifyAnchor(anchor, hb, height, hash, net, ok);
+      unchecked.push(`that Bitcoin's chain holds block ${bitcoin.blockHash} at height ${bitcoin.height}: this page checked the header's proof of work, not the chain; compare with your own node or a block explorer, or run cissan verify proof --bitcoin-rpc`);
+    }
     if (accepted < net.quorum) fail('quorum', `not final: ${accepted} of ${bundle.validations.length} accepting validations, quorum ${net.quorum}`);
     ok('quorum', `${accepted} accepting validations reach the quorum of ${net.quorum}: the block is final`);
 
@@ -268,7 +269,97 @@
     }
     unchecked.push('that the analyzer tags are what the analyzers compute: each hub recomputed them before countersigning, and cissan verify data replays them');
     unchecked.push('that no other event in the chain uses this uid (the master deduplicates; cissan verify data checks a whole data dir)');
-    return { entry, digest, height, hash, mint };
+    return { entry, digest, height, hash, mint, bitcoin };
+  }
+
+  // --- Bitcoin anchor (SPEC section 11) ---
+  const ANCHOR_MEMBERS = ['history_path', 'anchored_header', 'tx', 'txid', 'tx_index', 'tx_path', 'bitcoin_header', 'bitcoin_block_hash', 'bitcoin_height'];
+  const dsha = async (b) => sha256(await sha256(b));
+  const reversedHex = (b) => toHex(Uint8Array.from(b).reverse());
+
+  // txOutputs returns the output scripts of a transaction serialized
+  // without witness data, refusing anything else.
+  function txOutputs(tx) {
+    let i = 4;
+    const need = (n) => { if (i + n > tx.length) fail('anchor transaction', 'truncated'); };
+    const varint = () => {
+      need(1);
+      const n = tx[i++];
+      if (n < 0xfd) return n;
+      const size = n === 0xfd ? 2 : n === 0xfe ? 4 : 8;
+      need(size);
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) v = v * 256 + tx[i + k];
+      i += size;
+      return v;
+    };
+    need(1);
+    if (tx[i] === 0) fail('anchor transaction', 'serialized with witness data');
+    const inputs = varint();
+    for (let k = 0; k < inputs; k++) { need(36); i += 36; const n = varint(); need(n + 4); i += n + 4; }
+    const outputs = varint();
+    const scripts = [];
+    for (let k = 0; k < outputs; k++) { need(8); i += 8; const n = varint(); need(n); scripts.push(tx.subarray(i, i + n)); i += n; }
+    if (i + 4 !== tx.length) fail('anchor transaction', 'not exactly one transaction');
+    return scripts;
+  }
+
+  async function verifyAnchor(a, hb, height, blockHash, net, ok) {
+    if (!a || typeof a !== 'object' || Array.isArray(a)) fail('anchor', 'the anchor is not an object');
+    const members = Object.keys(a);
+    const odd = members.filter((k) => !ANCHOR_MEMBERS.includes(k)).concat(ANCHOR_MEMBERS.filter((k) => !members.includes(k)));
+    if (odd.length) fail('anchor', `members ${odd.join(', ')} unknown or missing`);
+
+    const ah = fromHex('anchor history', 'anchored_header', a.anchored_header, 182);
+    const av = new DataView(ah.buffer);
+    if (String.fromCharCode(...ah.subarray(0, 4)) !== 'CSNB' || av.getUint16(4) !== 1 || ah.subarray(174).some((x) => x !== 0)) {
+      fail('anchor history', 'anchored_header is not a header');
+    }
+    if (!equal(ah.subarray(6, 22), net.id)) fail('anchor history', 'anchored header is for another network');
+    const aHeight = av.getBigUint64(22);
+    const aHash = await sha256(ah);
+    if (!Array.isArray(a.history_path)) fail('anchor history', 'history_path is not a list');
+    const hpath = a.history_path.map((p, i) => fromHex('anchor history', `history_path[${i}]`, p, 32));
+    if (aHeight < height) fail('anchor history', `anchored block ${aHeight} is older than the block ${height}`);
+    if (aHeight === height) {
+      if (!equal(aHash, blockHash) || hpath.length) fail('anchor history', 'an anchored block at the same height must be the block itself');
+      ok('anchor history', 'the block itself is the anchored block');
+    } else {
+      const root = await rootFromPath(await sha256(concat(u8(0), blockHash)), height, aHeight, hpath);
+      if (!root || !equal(root, ah.subarray(110, 142))) fail('anchor history', `block ${height} is not in the history of block ${aHeight}`);
+      ok('anchor history', `block ${height} is leaf ${height} of the history tree of anchored block ${aHeight} (hash ${toHex(aHash)}, audit path of ${hpath.length} hashes)`);
+    }
+
+    const tx = fromHex('anchor transaction', 'tx', a.tx);
+    if (tx.length === 64) fail('anchor transaction', 'a 64-byte transaction is ambiguous in Bitcoin\'s Merkle tree');
+    const want = concat(Uint8Array.of(0x6a, 0x26), utf8.encode('cissan'), aHash);
+    if (!txOutputs(tx).some((sc) => equal(sc, want))) fail('anchor transaction', 'no OP_RETURN output carries the anchored block hash');
+    const txid = await dsha(tx);
+    if (a.txid !== reversedHex(txid)) fail('anchor transaction', `txid ${a.txid}, but the transaction hashes to ${reversedHex(txid)}`);
+    ok('anchor transaction', `Bitcoin transaction ${a.txid} (${tx.length} bytes without witness) carries the anchored block hash in an OP_RETURN output`);
+
+    const bh = fromHex('bitcoin header', 'bitcoin_header', a.bitcoin_header, 80);
+    const bv = new DataView(bh.buffer);
+    const bits = bv.getUint32(72, true);
+    const target = BigInt(bits & 0x7fffff) << BigInt(8 * ((bits >>> 24) - 3));
+    const bhash = await dsha(bh);
+    if (BigInt('0x' + reversedHex(bhash)) > target) fail('bitcoin header', 'the header does not meet its proof-of-work target');
+    if (a.bitcoin_block_hash !== reversedHex(bhash)) fail('bitcoin header', `bitcoin_block_hash ${a.bitcoin_block_hash}, but the header hashes to ${reversedHex(bhash)}`);
+    if (!Number.isSafeInteger(a.bitcoin_height) || a.bitcoin_height < 0) fail('bitcoin header', 'bitcoin_height is not a non-negative integer');
+
+    if (!Array.isArray(a.tx_path) || !Number.isSafeInteger(a.tx_index) || a.tx_index < 0) fail('bitcoin inclusion', 'tx_path or tx_index malformed');
+    if (a.tx_path.length < 32 && a.tx_index >= 2 ** a.tx_path.length) fail('bitcoin inclusion', `tx_index ${a.tx_index} does not fit a branch of ${a.tx_path.length} hashes`);
+    let r = txid;
+    let index = a.tx_index;
+    for (const [i, p] of a.tx_path.entries()) {
+      const sib = fromHex('bitcoin inclusion', `tx_path[${i}]`, p, 32);
+      r = index % 2 === 1 ? await dsha(concat(sib, r)) : await dsha(concat(r, sib));
+      index = Math.floor(index / 2);
+    }
+    if (!equal(r, bh.subarray(36, 68))) fail('bitcoin inclusion', 'the transaction\'s branch does not lead to the header\'s Merkle root');
+    const time = new Date(bv.getUint32(68, true) * 1000);
+    ok('bitcoin inclusion', `the transaction is number ${a.tx_index} in Bitcoin block ${a.bitcoin_block_hash} at height ${a.bitcoin_height}, mined ${time.toISOString()} (its header meets its proof-of-work target)`);
+    return { blockHash: a.bitcoin_block_hash, height: a.bitcoin_height, time };
   }
 
   function compareEvent(ev, logged) {
@@ -323,7 +414,8 @@
     }
     verdict.className = 'verdict ok';
     verdict.dataset.result = 'valid';
-    verdict.textContent = `Valid: event ${result.entry.event.uid} is logged unaltered in block ${result.height}, which is final.`;
+    verdict.textContent = `Valid: event ${result.entry.event.uid} is logged unaltered in block ${result.height}, which is final` +
+      (result.bitcoin ? `, and existed by Bitcoin block ${result.bitcoin.height}, mined ${result.bitcoin.time.toISOString()}.` : '.');
     const pre = document.createElement('pre');
     pre.className = 'json';
     pre.textContent = JSON.stringify(result.entry.event, null, 1);
