@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +94,8 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 	masterAddr := port()
 	n.masterAPI = "http://" + masterAddr
 	n.masterArgs = append([]string{"master", "--data-dir", filepath.Join(n.root, "master"), "--http-addr", masterAddr,
-		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms"}, hubFlags...)
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms",
+		"--registry-url", n.registryAPI, "--registry-token-file", filepath.Join(n.root, "registry", "admin.token")}, hubFlags...)
 	n.start("master", n.masterArgs...)
 	waitReady(t, n.procs["master"], n.masterAPI)
 	tok, err := os.ReadFile(filepath.Join(n.root, "master", "admin.token"))
@@ -489,4 +491,25 @@ func TestRegistryRoleOverRabbitMQ(t *testing.T) {
 		t.Fatal("a revoked device logged in again")
 	}
 	waitFinal(t, n.procs["master"], n.masterAPI, n.masterToken, []string{r.UID}, 30*time.Second)
+
+	// An auditor's read token, made at the registry, reads its namespace
+	// on the master's API and nothing else.
+	mine, err := reg.CreateReadToken(context.Background(), "auditor", []string{"fleet/site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := reg.CreateReadToken(context.Background(), "other", []string{"fleet/elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if code, err := getJSON(n.masterAPI, mine.Token, "/v1/events/"+r.UID, &ev); code != http.StatusOK {
+		t.Fatalf("read token of the event's namespace on the master: %d %v", code, err)
+	}
+	if code, _ := getJSON(n.masterAPI, other.Token, "/v1/events/"+r.UID, &ev); code != http.StatusNotFound {
+		t.Fatalf("read token of another namespace on the master: %d, want 404", code)
+	}
+	if code, _ := getJSON(n.masterAPI, "csr_not-a-token", "/v1/events/"+r.UID, &ev); code != http.StatusUnauthorized {
+		t.Fatalf("unknown read token on the master: %d, want 401", code)
+	}
 }

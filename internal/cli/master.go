@@ -68,6 +68,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	var hubs hubFlags
 	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
+	registryURL := fs.String("registry-url", "", "device registry's HTTP API; when set, auditors' read tokens work on this node's API and pages too")
+	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry, with --registry-url (CISSAN_REGISTRY_TOKEN overrides)")
 	anchorOpts := addAnchorFlags(fs)
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
@@ -149,9 +151,19 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		anc.RegisterMetrics(mets)
 		run(func() { _ = anc.Run(ctx); _ = anc.Close() })
 	}
+	// The operator token reads everything; with a registry, read tokens
+	// are checked there, its answers kept 30 s.
+	resolve := registry.OperatorResolver(token)
+	if *registryURL != "" {
+		regTok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
+		if err != nil {
+			return err
+		}
+		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: regTok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+	}
 	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
-		Master: m, Log: log,
+		Access: resolve, Master: m, Log: log,
 		Status: func(context.Context) map[string]any {
 			out := map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize()}}}
 			if anc != nil {
@@ -164,9 +176,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
-	// The explorer's pages, next to the API. The registry runs elsewhere,
-	// so only the operator token reads private pages here.
-	ex, err := explorer.New(explorer.Config{Ledger: led, Access: registry.OperatorResolver(token), Status: apiCfg.Status,
+	// The explorer's pages, next to the API.
+	ex, err := explorer.New(explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
 		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
 	if err != nil {
 		return err
