@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -75,4 +76,50 @@ func vecAnchor(blocks []*chain.Block, h uint64) (*proof.Anchor, error) {
 		return nil, fmt.Errorf("vector transaction is 64 bytes")
 	}
 	return out, nil
+}
+
+// BenchmarkVerifyAnchored measures the offline check of the anchored
+// vector bundle: the bundle's own checks plus its Bitcoin part.
+func BenchmarkVerifyAnchored(b *testing.B) {
+	blocks, net, hub, err := vectorChain()
+	if err != nil {
+		b.Fatal(err)
+	}
+	anc, err := vecAnchor(blocks, vecBundleBlock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err := proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{vecValidation(blocks[vecBundleBlock], hub)}, anc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := proof.Verify(bundle, net); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOTS measures the export of the anchored vector bundle as an
+// OpenTimestamps file.
+func BenchmarkOTS(b *testing.B) {
+	blocks, _, hub, err := vectorChain()
+	if err != nil {
+		b.Fatal(err)
+	}
+	anc, err := vecAnchor(blocks, vecBundleBlock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bundle, err := proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{vecValidation(blocks[vecBundleBlock], hub)}, anc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := proof.OTS(bundle); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
