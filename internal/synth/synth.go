@@ -56,6 +56,10 @@ type Options struct {
 	PerBlock int // entries per block; default 10,000
 	Devices  int // default 5,000
 	Hubs     int // hubs in the network, each accepting every block; default 1
+	// Submitters is how many of the hubs (the first ones) the entries
+	// name as the hub that took them in; default all. A hub that names
+	// none can catch up on the chain as a hub enrolled later would.
+	Submitters int
 	// Progress, if set, is told how far the build is now and then.
 	Progress func(events, blocks int, elapsed time.Duration)
 }
@@ -70,19 +74,23 @@ func (o *Options) defaults() {
 	if o.Hubs <= 0 {
 		o.Hubs = 1
 	}
+	if o.Submitters <= 0 || o.Submitters > o.Hubs {
+		o.Submitters = o.Hubs
+	}
 }
 
 // Info describes a built directory. It is what DIR/synth.json holds.
 type Info struct {
-	Dir       string         `json:"-"`
-	Events    int            `json:"events"`
-	Blocks    int            `json:"blocks"`
-	PerBlock  int            `json:"per_block"`
-	Devices   int            `json:"devices"`
-	Hubs      int            `json:"hubs"`
-	Seconds   float64        `json:"build_seconds"` // how long the build took
-	Network   *chain.Network `json:"-"`
-	MasterDir string         `json:"-"` // the master's ledger directory (ledger.Open's Dir)
+	Dir        string         `json:"-"`
+	Events     int            `json:"events"`
+	Blocks     int            `json:"blocks"`
+	PerBlock   int            `json:"per_block"`
+	Devices    int            `json:"devices"`
+	Hubs       int            `json:"hubs"`
+	Submitters int            `json:"submitters"`
+	Seconds    float64        `json:"build_seconds"` // how long the build took
+	Network    *chain.Network `json:"-"`
+	MasterDir  string         `json:"-"` // the master's ledger directory (ledger.Open's Dir)
 	// Samples are uids of events spread evenly over the chain, to look
 	// up or prove.
 	Samples []string `json:"samples"`
@@ -97,7 +105,7 @@ func Build(ctx context.Context, dir string, n int, o Options) (*Info, error) {
 	if n < 1 {
 		return nil, errors.New("synth: need at least one event")
 	}
-	if info, err := load(dir); err == nil && info.Events == n && info.PerBlock == o.PerBlock && info.Devices == o.Devices && info.Hubs == o.Hubs {
+	if info, err := load(dir); err == nil && info.Events == n && info.PerBlock == o.PerBlock && info.Devices == o.Devices && info.Hubs == o.Hubs && info.Submitters == o.Submitters {
 		info.Reused = true
 		return info, nil
 	}
@@ -125,7 +133,7 @@ func Build(ctx context.Context, dir string, n int, o Options) (*Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	info := &Info{Dir: dir, Events: n, PerBlock: o.PerBlock, Devices: o.Devices, Hubs: o.Hubs, Network: net, MasterDir: filepath.Join(dir, "master")}
+	info := &Info{Dir: dir, Events: n, PerBlock: o.PerBlock, Devices: o.Devices, Hubs: o.Hubs, Submitters: o.Submitters, Network: net, MasterDir: filepath.Join(dir, "master")}
 	led, err := ledger.Open(ctx, ledger.Config{Dir: info.MasterDir, Network: net, Limits: event.DefaultLimits(), Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
@@ -143,7 +151,7 @@ func Build(ctx context.Context, dir string, n int, o Options) (*Info, error) {
 		entries := make([]*event.Entry, size)
 		raws := make([][]byte, size)
 		for i := range entries {
-			en := g.entry(hubs[(done+i)%len(hubs)].ID, mint)
+			en := g.entry(hubs[(done+i)%o.Submitters].ID, mint)
 			if (done+i)%every == 0 && len(info.Samples) < samples {
 				info.Samples = append(info.Samples, en.Event.UID)
 			}
@@ -229,7 +237,7 @@ func ForBenchmark(tb testing.TB, n int, o Options) *Info {
 		tb.Skipf("synth chains are for benchmarks")
 	}
 	o.defaults()
-	dir := filepath.Join(root, fmt.Sprintf("n%d-b%d-d%d-h%d", n, o.PerBlock, o.Devices, o.Hubs))
+	dir := filepath.Join(root, fmt.Sprintf("n%d-b%d-d%d-h%d-s%d", n, o.PerBlock, o.Devices, o.Hubs, o.Submitters))
 	if o.Progress == nil {
 		o.Progress = func(events, blocks int, elapsed time.Duration) {
 			tb.Logf("synth: %d events in %d blocks, %v", events, blocks, elapsed.Round(time.Second))
