@@ -191,6 +191,13 @@ var funcs = template.FuncMap{
 	"plus1":  func(v uint64) uint64 { return v + 1 },
 	"clock":  func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"minus1": func(v uint64) uint64 { return v - 1 },
+	// days writes a number of days: whole ones from 10 up, tenths below.
+	"days": func(d *float64) string {
+		if *d >= 10 {
+			return num(uint64(*d))
+		}
+		return fmt.Sprintf("%.1f", *d)
+	},
 	"btc": func(sat any) string {
 		var v float64
 		switch x := sat.(type) {

@@ -419,6 +419,9 @@ func anchorView(v any) *AnchorView {
 		ConfirmedUpTo: m.ConfirmedUpTo, DaysLeft: m.DaysLeft, LowFunds: m.LowFunds, Error: m.Error}
 	if m.Next != nil {
 		a.NextAnchor = fmt.Sprint(m.Next)
+		if t, err := time.Parse(time.RFC3339Nano, a.NextAnchor); err == nil {
+			a.NextAnchor = t.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
 	}
 	if m.Last != nil {
 		a.LastState, a.LastHeight, a.LastTxID = m.Last.State, m.Last.AnchoredHeight, m.Last.TxID

@@ -100,7 +100,7 @@
         const an = document.createElement('span');
         an.className = 'pill anchor';
         an.title = 'Bitcoin anchor';
-        an.textContent = `₿ ${b.anchor.state}`;
+        an.textContent = `Bitcoin: ${b.anchor.state}`;
         v.append(' ', an);
       }
       tr.append(td(a), td(code, 'opt'), when, td(fmt(b.entries), 'r'), v);
