@@ -221,9 +221,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		out["head_mint_time"] = time.UnixMilli(hdr.MintTimeMs).UTC()
 		out["final_height"] = led.FinalHeight()
 	}
-	if n, err := led.Index().Count(r.Context()); err == nil {
-		out["events"] = n
-	}
+	out["events"] = led.Events()
 	out["tagged_events"] = led.Tagged()
 	if s.c.Status != nil {
 		for k, v := range s.c.Status(r.Context()) {

@@ -42,6 +42,7 @@ type Ledger struct {
 	configs []ConfigChange
 
 	tagged    atomic.Int64 // events in the chain with at least one tag
+	events    atomic.Int64 // events in the chain
 	finalMark uint64       // FinalHeight's last answer; guarded by mu
 
 	closeOnce sync.Once
@@ -130,11 +131,20 @@ func (l *Ledger) recover(ctx context.Context) error {
 		return err
 	}
 	l.tagged.Store(n)
+	// The index is level with the chain here, so its count is the
+	// chain's; Append keeps it from then on, for GET /v1/status.
+	if n, err = l.idx.Count(ctx); err != nil {
+		return err
+	}
+	l.events.Store(n)
 	return nil
 }
 
 // Tagged returns the number of events in the chain that carry a tag.
 func (l *Ledger) Tagged() int64 { return l.tagged.Load() }
+
+// Events returns how many events the chain holds.
+func (l *Ledger) Events() int64 { return l.events.Load() }
 
 // Close indexes every stored block not yet indexed, then closes the store
 // and index. Closing twice is harmless.
@@ -247,6 +257,7 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
 	}
 	l.an.Apply(analyze.Block{Height: blk.Header.Height, Hash: hash, Entries: entries})
+	l.events.Add(int64(len(entries)))
 	for _, en := range entries {
 		if len(en.Tags) > 0 {
 			l.tagged.Add(1)

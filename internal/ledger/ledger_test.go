@@ -70,8 +70,8 @@ func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
 		if c := l.Configs(); len(c) != 1 || c[0].Height != 0 {
 			t.Fatalf("%s: configs %+v, want one at height 0", when, c)
 		}
-		if l.Tagged() != 1 {
-			t.Fatalf("%s: %d tagged events, want 1", when, l.Tagged())
+		if l.Tagged() != 1 || l.Events() != 1 {
+			t.Fatalf("%s: %d tagged events of %d, want 1 of 1", when, l.Tagged(), l.Events())
 		}
 		if net.Hub("hub-2") != nil {
 			t.Fatalf("%s: the network the ledger was opened with was changed in place", when)
