@@ -466,9 +466,7 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, "read event", err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".entry"))
-		_, _ = w.Write(raw)
+		download(w, "application/octet-stream", uid+".entry", raw)
 		return
 	default:
 		writeError(w, http.StatusBadRequest, "format must be json, ots or entry")
@@ -496,13 +494,18 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, "export OpenTimestamps proof", err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/vnd.opentimestamps.v1")
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".entry.ots"))
-		_, _ = w.Write(data)
+		download(w, "application/vnd.opentimestamps.v1", uid+".entry.ots", data)
 		return
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", uid+".proof.json"))
 	writeJSON(w, http.StatusOK, b)
+}
+
+// download answers with a file to save.
+func download(w http.ResponseWriter, contentType, name string, data []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
+	_, _ = w.Write(data)
 }
 
 // RowJSON is one search result.

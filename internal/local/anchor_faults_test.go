@@ -201,15 +201,7 @@ func TestAnchoringRecovers(t *testing.T) {
 func TestAnchoringRefusedTransaction(t *testing.T) {
 	node, faucet := btcdtest.StartWithFaucet(t)
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "anchor.key")
-	params, _ := bitcoin.Params("regtest")
-	key, _, err := anchor.LoadKey(keyFile, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	faucet.Pay(t, key.Address, 1_000_000)
-	node.Generate(t, 1)
-
+	keyFile := fundedKey(t, node, faucet, dir, 1_000_000)
 	netDir := filepath.Join(dir, "net")
 	tn := startAnchoredAt(t, netDir, node.RPCURL, keyFile, func(c *anchor.Config) { c.FeeRate, c.MaxFeeRate = 0.2, 0.2 })
 	h := tn.logEvent("refused")
@@ -227,6 +219,23 @@ func TestAnchoringRefusedTransaction(t *testing.T) {
 	tn = startAnchoredAt(t, netDir, node.RPCURL, keyFile, nil)
 	tn.waitBlockAnchor(node, h, anchor.Confirmed, true)
 	tn.checkAnchoredProof(node, "refused")
+}
+
+// fundedKey creates an anchor key in dir and pays it one confirmed output
+// per amount; it returns the key file.
+func fundedKey(t *testing.T, node *btcdtest.Node, faucet *btcdtest.Faucet, dir string, amounts ...int64) string {
+	t.Helper()
+	keyFile := filepath.Join(dir, "anchor.key")
+	params, _ := bitcoin.Params("regtest")
+	key, _, err := anchor.LoadKey(keyFile, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sat := range amounts {
+		faucet.Pay(t, key.Address, sat)
+	}
+	node.Generate(t, 1)
+	return keyFile
 }
 
 func btcutilDecode(addr string) (btcutil.Address, error) {
@@ -251,15 +260,7 @@ func mustTxID(t *testing.T, s string) chainhash.Hash {
 func TestBitcoinReorgDropsAnchor(t *testing.T) {
 	node, faucet := btcdtest.StartWithFaucet(t)
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "anchor.key")
-	params, _ := bitcoin.Params("regtest")
-	key, _, err := anchor.LoadKey(keyFile, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	faucet.Pay(t, key.Address, 1_000_000)
-	faucet.Pay(t, key.Address, 1_000_000)
-	node.Generate(t, 1)
+	keyFile := fundedKey(t, node, faucet, dir, 1_000_000, 1_000_000)
 	tn := startAnchoredAt(t, filepath.Join(dir, "net"), node.RPCURL, keyFile, nil)
 	h := tn.logEvent("reorged")
 	b := tn.waitBlockAnchor(node, h, anchor.Confirmed, true)

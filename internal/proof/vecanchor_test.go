@@ -78,9 +78,8 @@ func vecAnchor(blocks []*chain.Block, h uint64) (*proof.Anchor, error) {
 	return out, nil
 }
 
-// BenchmarkVerifyAnchored measures the offline check of the anchored
-// vector bundle: the bundle's own checks plus its Bitcoin part.
-func BenchmarkVerifyAnchored(b *testing.B) {
+// anchoredVector returns the vectors' anchored bundle and network.
+func anchoredVector(b *testing.B) (*proof.Bundle, *chain.Network) {
 	blocks, net, hub, err := vectorChain()
 	if err != nil {
 		b.Fatal(err)
@@ -93,7 +92,13 @@ func BenchmarkVerifyAnchored(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
+	return bundle, net
+}
+
+// BenchmarkVerifyAnchored measures the offline check of the anchored
+// vector bundle: the bundle's own checks plus its Bitcoin part.
+func BenchmarkVerifyAnchored(b *testing.B) {
+	bundle, net := anchoredVector(b)
 	for range b.N {
 		if _, err := proof.Verify(bundle, net); err != nil {
 			b.Fatal(err)
@@ -104,19 +109,7 @@ func BenchmarkVerifyAnchored(b *testing.B) {
 // BenchmarkOTS measures the export of the anchored vector bundle as an
 // OpenTimestamps file.
 func BenchmarkOTS(b *testing.B) {
-	blocks, _, hub, err := vectorChain()
-	if err != nil {
-		b.Fatal(err)
-	}
-	anc, err := vecAnchor(blocks, vecBundleBlock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bundle, err := proof.Build(vecNetwork, blocks[vecBundleBlock], vecBundleIndex, []chain.Validation{vecValidation(blocks[vecBundleBlock], hub)}, anc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
+	bundle, _ := anchoredVector(b)
 	for range b.N {
 		if _, err := proof.OTS(bundle); err != nil {
 			b.Fatal(err)
