@@ -169,6 +169,7 @@ func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index blocks %d-%d: %w", blocks[0].Height, blocks[len(blocks)-1].Height, err)
 	}
+	x.wrote()
 	return nil
 }
 

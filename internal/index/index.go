@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -116,6 +117,11 @@ type Index struct {
 	// positions, and with SQLite's default 2 MiB cache each block re-read
 	// most of their pages.
 	w *sql.Conn
+
+	ckptSig            chan struct{} // see checkpointLoop
+	ckptStop, ckptDone chan struct{}
+	ckptRunning        bool
+	stopOnce           sync.Once
 }
 
 // writeCacheKiB is the page cache of the writing connection.
@@ -127,22 +133,23 @@ func Open(path string) (*Index, error) {
 	// something there are escaped in the path. synchronous(NORMAL) may lose
 	// the last transactions on power loss, which is fine for derived data
 	// the node re-indexes at startup. temp_store(MEMORY) keeps the
-	// statement journals of multi-row inserts off disk, and a larger
-	// wal_autocheckpoint (32 MiB) lets a checkpoint write a hot page once
-	// for many commits; both were a large part of AddBlocks' system time.
-	// _txlock=immediate takes the write lock at BEGIN, so a write
+	// statement journals of multi-row inserts off disk. No connection
+	// checkpoints on commit (wal_autocheckpoint(0)): checkpointLoop does,
+	// beside the writer, so that no AddBlocks waits for a checkpoint (it
+	// was a large part of AddBlocks' system time, and a block counts as
+	// final only once indexed). _txlock=immediate takes the write lock at BEGIN, so a write
 	// transaction never fails half-way on a lock upgrade when another
 	// process writes too.
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	dsn := "file:" + esc + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=busy_timeout(5000)&_pragma=temp_store(MEMORY)" +
-		"&_pragma=wal_autocheckpoint(8192)&_txlock=immediate"
+		"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
 	ctx := context.Background()
-	x := &Index{db: db}
+	x := &Index{db: db, ckptSig: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
 	if x.w, err = db.Conn(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
@@ -155,7 +162,45 @@ func Open(path string) (*Index, error) {
 		x.Close()
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
+	x.ckptRunning = true
+	go x.checkpointLoop()
 	return x, nil
+}
+
+// checkpointEvery is the least time between two checkpoints: each one
+// writes every page changed since the last, so a page that many blocks
+// change is written once per interval rather than once per block.
+const checkpointEvery = time.Second
+
+// checkpointLoop copies the write-ahead log into the database file after
+// writes, at most once per checkpointEvery, on a connection of its own.
+// PASSIVE never waits for the writer or readers: what it cannot copy now
+// it copies next time, and SQLite starts the log over once all of it is.
+func (x *Index) checkpointLoop() {
+	defer close(x.ckptDone)
+	for {
+		select {
+		case <-x.ckptStop:
+			return
+		case <-x.ckptSig:
+		}
+		// An error here (say, a full disk) leaves the log to grow until
+		// the next checkpoint succeeds; AddBlocks reports such disks.
+		_, _ = x.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		select {
+		case <-x.ckptStop:
+			return
+		case <-time.After(checkpointEvery):
+		}
+	}
+}
+
+// wrote asks checkpointLoop for a checkpoint.
+func (x *Index) wrote() {
+	select {
+	case x.ckptSig <- struct{}{}:
+	default:
+	}
 }
 
 func (x *Index) migrate(ctx context.Context) error {
@@ -200,6 +245,12 @@ func (x *Index) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (x *Index) Close() error {
+	x.stopOnce.Do(func() {
+		close(x.ckptStop)
+		if x.ckptRunning {
+			<-x.ckptDone
+		}
+	})
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var werr error
@@ -276,5 +327,6 @@ func (x *Index) Reset(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("reset index: %w", err)
 	}
+	x.wrote()
 	return nil
 }
