@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -97,10 +98,15 @@ type RSSSample struct {
 	Seconds   float64 `json:"s"`
 	RSSBytes  int64   `json:"rss_bytes"`
 	HeapBytes uint64  `json:"heap_inuse_bytes"`
+	// BenchBytes is the heap the bench's own record of acknowledged
+	// publishes holds (its slice's capacity): the network's share of the
+	// heap is HeapBytes less this.
+	BenchBytes int64 `json:"bench_record_bytes"`
 }
 
 // sampleRSS records memory every d until stop is closed.
-func sampleRSS(d time.Duration, stop <-chan struct{}) <-chan []RSSSample {
+// record is the size of the load's record of samples (see load).
+func sampleRSS(d time.Duration, record *atomic.Int64, stop <-chan struct{}) <-chan []RSSSample {
 	out := make(chan []RSSSample, 1)
 	go func() {
 		var got []RSSSample
@@ -110,7 +116,7 @@ func sampleRSS(d time.Duration, stop <-chan struct{}) <-chan []RSSSample {
 		take := func() {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			got = append(got, RSSSample{Seconds: time.Since(start).Seconds(), RSSBytes: currentRSS(), HeapBytes: ms.HeapInuse})
+			got = append(got, RSSSample{Seconds: time.Since(start).Seconds(), RSSBytes: currentRSS(), HeapBytes: ms.HeapInuse, BenchBytes: record.Load()})
 		}
 		take()
 		for {
@@ -183,8 +189,9 @@ func uidParts(uid string) (ms int64, seq int32, ok bool) {
 
 // load publishes from devs for d, window publishes in flight per device,
 // and returns the acknowledged ones, the count of refusals, and when it
-// began (samples' times count from then).
-func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d time.Duration, items int, progress func(string, ...any)) ([]sample, int, time.Time) {
+// began (samples' times count from then). If record is not nil, load
+// keeps in it the bytes its record of samples holds.
+func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d time.Duration, items int, progress func(string, ...any), record *atomic.Int64) ([]sample, int, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var mu sync.Mutex
@@ -247,6 +254,9 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 					s.ackUs = int32(time.Since(t0).Microseconds())
 					mu.Lock()
 					out = append(out, s)
+					if record != nil {
+						record.Store(int64(cap(out)) * int64(unsafe.Sizeof(s)))
+					}
 					mu.Unlock()
 				}
 			}()
@@ -340,13 +350,14 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 
 	say("pipeline: %d hubs, %v blocks", c.Hubs, c.BlockInterval)
 	var rss <-chan []RSSSample
+	var record atomic.Int64
 	stopRSS := make(chan struct{})
 	if c.RSSEvery > 0 {
-		rss = sampleRSS(c.RSSEvery, stopRSS)
+		rss = sampleRSS(c.RSSEvery, &record, stopRSS)
 	}
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	samples, refused, begin := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	samples, refused, begin := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress, &record)
 	close(stopRSS)
 	if rss != nil {
 		res.RSSSamples = <-rss
@@ -508,7 +519,7 @@ func brokerOnly(ctx context.Context, c Config) (float64, error) {
 		devs = append(devs, d)
 	}
 	start := time.Now()
-	samples, _, _ := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress)
+	samples, _, _ := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress, nil)
 	return float64(len(samples)) / time.Since(start).Seconds(), nil
 }
 
