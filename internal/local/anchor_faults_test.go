@@ -158,10 +158,10 @@ func TestAnchoringRecovers(t *testing.T) {
 	// Stuck: nothing is mined for longer than BumpAfter, so the service
 	// replaces the transaction by a higher fee; the node keeps only the
 	// replacement, which then confirms.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(anchorDeadline)
 	for tn.block(h0).Anchor.TxID == first {
 		if time.Now().After(deadline) {
-			t.Fatal("the stuck anchor transaction was not replaced within 20 s")
+			t.Fatalf("the stuck anchor transaction was not replaced within %v", anchorDeadline)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -275,7 +275,7 @@ func TestBitcoinReorgDropsAnchor(t *testing.T) {
 	spend := faucet.DoubleSpend(t, strings.TrimSpace(string(wif)), first)
 	node.Generate(t, 1)
 
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(anchorDeadline)
 	for {
 		b = tn.block(h)
 		if b.Anchor.State == anchor.Confirmed && b.Anchor.TxID != first.String() {

@@ -24,6 +24,10 @@ import (
 	"cissan/internal/proof"
 )
 
+// anchorDeadline bounds each wait for the anchor service: generous, since
+// CI runs the Bitcoin tests beside every other package's.
+const anchorDeadline = 90 * time.Second
+
 // anchoredNet starts btcd in regtest mining to a new anchor key, matures
 // enough coinbases (and activates segwit), and starts a network that
 // anchors to it every second with 2 confirmations.
@@ -65,14 +69,14 @@ func (tn *testNet) anchorStatus() anchor.Status {
 // waitAnchorStatus waits until the anchor status satisfies ok.
 func (tn *testNet) waitAnchorStatus(ok func(anchor.Status) bool) anchor.Status {
 	tn.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(anchorDeadline)
 	for {
 		st := tn.anchorStatus()
 		if ok(st) {
 			return st
 		}
 		if time.Now().After(deadline) {
-			tn.t.Fatalf("anchor status %+v: not as wanted after 30 s", st)
+			tn.t.Fatalf("anchor status %+v: not as wanted after %v", st, anchorDeadline)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -82,7 +86,7 @@ func (tn *testNet) waitAnchorStatus(ok func(anchor.Status) bool) anchor.Status {
 // Bitcoin block now and then so that broadcast anchors confirm.
 func (tn *testNet) waitBlockAnchor(node *btcdtest.Node, h uint64, want string, mine bool) api.BlockJSON {
 	tn.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(anchorDeadline)
 	for {
 		b := tn.block(h)
 		if b.Anchor != nil && b.Anchor.State == want {
@@ -316,10 +320,10 @@ func TestBitcoinAnchoring(t *testing.T) {
 	// the best chain. The anchor goes back to broadcast, then confirms
 	// in another block, and the proof names that one.
 	node.Invalidate(t, blocks[0])
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(anchorDeadline)
 	for tn.block(*first.Height).Anchor.BitcoinBlock == blocks[0].String() {
 		if time.Now().After(deadline) {
-			t.Fatal("the anchor service did not notice the reorg within 30 s")
+			t.Fatalf("the anchor service did not notice the reorg within %v", anchorDeadline)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
