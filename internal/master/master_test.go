@@ -198,6 +198,11 @@ func TestValidationsDecideFinality(t *testing.T) {
 	if err := f.m.HandleValidation(ctx, v); err != nil {
 		t.Fatal(err)
 	}
+	// A block is final once the quorum accepted it and this node has
+	// indexed it (so that a final event is always found by search).
+	if err := f.led.WaitIndexed(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	if final, _ := f.led.Final(0); !final {
 		t.Fatal("block not final after the quorum accepted it")
 	}
