@@ -140,17 +140,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		// checked with the registry, whose answers are kept 30 s.
 		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
-		// The explorer's pages, next to the API.
-		ex, err := explorer.New(explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
+		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
 				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
 			}})
-		if err != nil {
-			return err
-		}
-		ex.Mount(mux)
-		run(func() { ex.Run(ctx) })
-		stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 		if err != nil {
 			return err
 		}

@@ -176,15 +176,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
-	// The explorer's pages, next to the API.
-	ex, err := explorer.New(explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
+	stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
 		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
-	if err != nil {
-		return err
-	}
-	ex.Mount(mux)
-	run(func() { ex.Run(ctx) })
-	stop, err := serve(ctx, *httpAddr, "--http-addr", mux, run)
 	if err != nil {
 		return err
 	}
@@ -195,6 +188,18 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
+}
+
+// serveWithExplorer mounts the explorer's pages beside the API already on
+// mux, and serves both on addr (the --http-addr flag).
+func serveWithExplorer(ctx context.Context, addr string, mux *http.ServeMux, run func(func()), c explorer.Config) (stop func(), err error) {
+	ex, err := explorer.New(c)
+	if err != nil {
+		return nil, err
+	}
+	ex.Mount(mux)
+	run(func() { ex.Run(ctx) })
+	return serve(ctx, addr, "--http-addr", mux, run)
 }
 
 // serve listens on addr (naming flag in the error when it cannot) and
