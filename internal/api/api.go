@@ -447,7 +447,7 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	blk, err := s.c.Ledger.Block(loc.Height)
+	hdr, sig, err := s.c.Ledger.Store().Header(loc.Height)
 	if err != nil {
 		s.internal(w, "read block", err)
 		return
@@ -479,7 +479,13 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b, err := proof.Build(s.c.Ledger.Network().ID, blk, int(loc.Index), vals, anc)
+	// Only the entry's chunk of the block is read (store.EntryPath).
+	entry, path, err := s.c.Ledger.Store().EntryPath(loc.Height, loc.Index, hdr.EntryCount)
+	if err != nil {
+		s.internal(w, "read event", err)
+		return
+	}
+	b, err := proof.BuildPath(s.c.Ledger.Network().ID, hdr, sig, entry, uint64(loc.Index), path, vals, anc)
 	if err != nil {
 		s.internal(w, "build proof", err)
 		return

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -119,6 +120,7 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		an = r.checkTags(an, blk, hash, entries)
 		r.Entries += len(blk.Entries)
 		r.checkUIDs(st, h, entries)
+		r.checkChunkRoots(st, blk)
 		r.checkValidations(st, net, h, hash)
 
 		want := index.RowsFor(index.BlockInput{Height: h, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
@@ -167,7 +169,7 @@ func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]
 			return nil
 		}
 		switch k[0] {
-		case 'b', 'e', 'c', 'v':
+		case 'b', 'e', 'c', 'v', 'r':
 			if len(k) < 9 {
 				r.add("store: malformed %q record key %x", k[0], k)
 			} else if h := binary.BigEndian.Uint64(k[1:9]); h >= height {
@@ -261,6 +263,28 @@ func decodeAll(r *Report, blk *chain.Block, lim event.Limits) []*event.Entry {
 		out[i] = en
 	}
 	return out
+}
+
+// checkChunkRoots requires the chunk roots of a block of more than
+// chain.ChunkSize entries, and only of those, to be its entries': proofs
+// are built from them.
+func (r *Report) checkChunkRoots(st *store.Store, blk *chain.Block) {
+	h := blk.Header.Height
+	got, err := st.ChunkRoots(h)
+	if err != nil {
+		r.add("block %d: %v", h, err)
+		return
+	}
+	if len(blk.Entries) <= chain.ChunkSize {
+		if got != nil {
+			r.add("block %d: chunk roots stored for a block of %d entries", h, len(blk.Entries))
+		}
+		return
+	}
+	want := chain.ChunkRoots(chain.EntryLeaves(blk.Entries))
+	if !slices.Equal(got, want) {
+		r.add("block %d: stored chunk roots differ from its entries' (%d stored, %d computed)", h, len(got), len(want))
+	}
 }
 
 func (r *Report) checkUIDs(st *store.Store, h uint64, entries []*event.Entry) {

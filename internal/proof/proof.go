@@ -136,39 +136,47 @@ func decodeHex(s string, n int) ([]byte, error) {
 // anchor, when not nil, is the Bitcoin part for blk (see the anchor
 // package); the bundle is then of version 2 and Build checks that part too.
 func Build(network chain.NetworkID, blk *chain.Block, index int, validations []chain.Validation, anchor *Anchor) (*Bundle, error) {
-	if blk.Header.Network != network {
-		return nil, fmt.Errorf("build proof: block is for network %s, not %s", blk.Header.Network, network)
-	}
 	if index < 0 || index >= len(blk.Entries) {
 		return nil, fmt.Errorf("build proof: entry index %d not in block %d of %d entries", index, blk.Header.Height, len(blk.Entries))
 	}
-	leaves := chain.EntryLeaves(blk.Entries)
-	path, err := chain.InclusionProof(leaves, uint64(index))
+	path, err := chain.InclusionProof(chain.EntryLeaves(blk.Entries), uint64(index))
 	if err != nil {
 		return nil, fmt.Errorf("build proof: %w", err)
 	}
-	if err := chain.VerifyInclusion(uint64(index), blk.Header.EntryCount, leaves[index], path, blk.Header.EntriesRoot); err != nil {
-		return nil, fmt.Errorf("build proof: block %d entries do not match its header: %w", blk.Header.Height, err)
+	return BuildPath(network, &blk.Header, blk.Signature, blk.Entries[index], uint64(index), path, validations, anchor)
+}
+
+// BuildPath is Build from the parts a proof needs: the block's header and
+// signature, the entry, its index and its audit path (store.EntryPath
+// reads them without the rest of the block). It checks the path against
+// the header.
+func BuildPath(network chain.NetworkID, hdr *chain.Header, sig, entry []byte, index uint64, path []chain.Hash,
+	validations []chain.Validation, anchor *Anchor) (*Bundle, error) {
+	if hdr.Network != network {
+		return nil, fmt.Errorf("build proof: block is for network %s, not %s", hdr.Network, network)
 	}
-	hash := blk.Header.Hash()
+	if err := chain.VerifyInclusion(index, hdr.EntryCount, event.LeafHash(entry), path, hdr.EntriesRoot); err != nil {
+		return nil, fmt.Errorf("build proof: entry %d of block %d does not match its header: %w", index, hdr.Height, err)
+	}
+	hash := hdr.Hash()
 	b := &Bundle{
 		Version:         1,
 		NetworkID:       network.String(),
-		Entry:           base64.StdEncoding.EncodeToString(blk.Entries[index]),
-		LeafIndex:       uint64(index),
+		Entry:           base64.StdEncoding.EncodeToString(entry),
+		LeafIndex:       index,
 		EntriesPath:     make([]string, len(path)),
-		Header:          hex.EncodeToString(blk.Header.Encode()),
+		Header:          hex.EncodeToString(hdr.Encode()),
 		BlockHash:       hex.EncodeToString(hash[:]),
-		MasterSignature: hex.EncodeToString(blk.Signature),
+		MasterSignature: hex.EncodeToString(sig),
 		Validations:     make([]ValidationJSON, 0, len(validations)),
 	}
 	for i, p := range path {
 		b.EntriesPath[i] = hex.EncodeToString(p[:])
 	}
 	for i, v := range validations {
-		if v.Height != blk.Header.Height || v.BlockHash != hash {
+		if v.Height != hdr.Height || v.BlockHash != hash {
 			return nil, fmt.Errorf("build proof: validations[%d] by %s is for block %d %x, not block %d %x",
-				i, v.HubID, v.Height, v.BlockHash, blk.Header.Height, hash)
+				i, v.HubID, v.Height, v.BlockHash, hdr.Height, hash)
 		}
 		b.Validations = append(b.Validations, ValidationToJSON(v))
 	}
@@ -178,8 +186,8 @@ func Build(network chain.NetworkID, blk *chain.Block, index int, validations []c
 			return nil, fmt.Errorf("build proof: %w", err)
 		}
 		b.Version, b.Anchor = 2, raw
-		if err := verifyAnchor(raw, &blk.Header, hash, &Result{}); err != nil {
-			return nil, fmt.Errorf("build proof: Bitcoin anchor of block %d: %w", blk.Header.Height, err)
+		if err := verifyAnchor(raw, hdr, hash, &Result{}); err != nil {
+			return nil, fmt.Errorf("build proof: Bitcoin anchor of block %d: %w", hdr.Height, err)
 		}
 	}
 	return b, nil

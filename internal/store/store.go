@@ -122,6 +122,8 @@ func controlKey(h uint64, i uint32) []byte {
 
 func uidKey(uid string) []byte { return append([]byte{'u'}, uid...) }
 
+func chunkKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'r'}, h) }
+
 func validationPrefix(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'v'}, h) }
 
 func poolKey(uid string) []byte { return append([]byte{'p'}, uid...) }
@@ -267,6 +269,63 @@ func (s *Store) Entry(h uint64, i uint32) ([]byte, error) {
 	return v, nil
 }
 
+// ChunkRoots returns the chunk roots stored for block h (chain.ChunkRoots
+// of its entries), or nil for a block of at most chain.ChunkSize entries.
+func (s *Store) ChunkRoots(h uint64) ([]chain.Hash, error) {
+	v, err := s.get(chunkKey(h))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("block %d chunk roots: %w", h, err)
+	}
+	if len(v)%len(chain.Hash{}) != 0 {
+		return nil, fmt.Errorf("block %d chunk roots: %d bytes, not a multiple of 32", h, len(v))
+	}
+	out := make([]chain.Hash, len(v)/len(chain.Hash{}))
+	for i := range out {
+		copy(out[i][:], v[i*len(chain.Hash{}):])
+	}
+	return out, nil
+}
+
+// EntryPath returns entry i of block h, which has count entries, and its
+// audit path in the block's entries tree. In a block with stored chunk
+// roots it reads only the entries of i's chunk.
+func (s *Store) EntryPath(h uint64, i uint32, count uint64) ([]byte, []chain.Hash, error) {
+	roots, err := s.ChunkRoots(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	from, to := uint64(0), count
+	if roots != nil {
+		from = uint64(i) / chain.ChunkSize * chain.ChunkSize
+		to = min(from+chain.ChunkSize, count)
+	}
+	var entries [][]byte
+	err = s.eachRange(entryKey(h, uint32(from)), entryKey(h, uint32(to)), func(_, v []byte) error {
+		entries = append(entries, bytes.Clone(v))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %d entries: %w", h, err)
+	}
+	if uint64(len(entries)) != to-from || uint64(i) >= to {
+		return nil, nil, fmt.Errorf("block %d: %d of entries %d..%d stored", h, len(entries), from, to)
+	}
+	leaves := chain.EntryLeaves(entries)
+	var path []chain.Hash
+	if roots != nil {
+		path, err = chain.ChunkedProof(leaves, roots, uint64(i))
+	} else {
+		path, err = chain.InclusionProof(leaves, uint64(i))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	return entries[uint64(i)-from], path, nil
+}
+
 // Block returns block h with its entries.
 func (s *Store) Block(h uint64) (*chain.Block, error) {
 	hdr, sig, err := s.Header(h)
@@ -377,6 +436,18 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) 
 	}
 	for i, c := range blk.Controls {
 		if err := b.b.Set(controlKey(h, uint32(i)), c, nil); err != nil {
+			return err
+		}
+	}
+	if len(blk.Entries) > chain.ChunkSize {
+		// The chunk roots let a proof read one chunk of entries rather
+		// than the whole block (EntryPath).
+		roots := chain.ChunkRoots(chain.EntryLeaves(blk.Entries))
+		rec := make([]byte, 0, len(roots)*len(chain.Hash{}))
+		for _, r := range roots {
+			rec = append(rec, r[:]...)
+		}
+		if err := b.b.Set(chunkKey(h), rec, nil); err != nil {
 			return err
 		}
 	}

@@ -64,6 +64,10 @@ type Options struct {
 	Progress func(events, blocks int, elapsed time.Duration)
 }
 
+// storeFormat counts changes to what a stored chain holds; 2 added the
+// chunk roots of big blocks.
+const storeFormat = 2
+
 func (o *Options) defaults() {
 	if o.PerBlock <= 0 {
 		o.PerBlock = 10_000
@@ -237,7 +241,9 @@ func ForBenchmark(tb testing.TB, n int, o Options) *Info {
 		tb.Skipf("synth chains are for benchmarks")
 	}
 	o.defaults()
-	dir := filepath.Join(root, fmt.Sprintf("n%d-b%d-d%d-h%d-s%d", n, o.PerBlock, o.Devices, o.Hubs, o.Submitters))
+	// The store format is in the name, so that a chain cached by an
+	// older build (before chunk roots, say) is built anew.
+	dir := filepath.Join(root, fmt.Sprintf("n%d-b%d-d%d-h%d-s%d-f%d", n, o.PerBlock, o.Devices, o.Hubs, o.Submitters, storeFormat))
 	if o.Progress == nil {
 		o.Progress = func(events, blocks int, elapsed time.Duration) {
 			tb.Logf("synth: %d events in %d blocks, %v", events, blocks, elapsed.Round(time.Second))

@@ -2,10 +2,15 @@ package synth
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble"
 
 	"cissan/internal/bus"
 	"cissan/internal/chain"
@@ -60,6 +65,35 @@ func TestBuild(t *testing.T) {
 	if _, err := proof.Verify(b, info.Network); err != nil {
 		t.Fatal(err)
 	}
+	// Proofs come from the stored chunk roots of these 1,000-entry
+	// blocks: verify data refuses them altered or missing.
+	key := binary.BigEndian.AppendUint64([]byte{'r'}, 0)
+	roots, closer, err := led.Store().DB().Get(key)
+	if err != nil {
+		t.Fatalf("chunk roots of block 0: %v", err)
+	}
+	good := append([]byte(nil), roots...)
+	closer.Close()
+	bad := append([]byte(nil), good...)
+	bad[5] ^= 1
+	for name, tamper := range map[string]func() error{
+		"altered": func() error { return led.Store().DB().Set(key, bad, pebble.Sync) },
+		"missing": func() error { return led.Store().DB().Delete(key, pebble.Sync) },
+	} {
+		if err := tamper(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := fsck.Check(ctx, "master", led.Store(), led.Index(), info.Network, event.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) == 0 || !strings.Contains(fmt.Sprint(rep.Problems), "chunk roots") {
+			t.Errorf("chunk roots %s: verify data says %v", name, rep.Problems)
+		}
+	}
+	if err := led.Store().DB().Set(key, good, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
 	led.Close()
 
 	again, err := Build(ctx, dir, 2_500, Options{PerBlock: 1_000, Devices: 50, Hubs: 2})
@@ -69,13 +103,14 @@ func TestBuild(t *testing.T) {
 }
 
 // buildProof makes an event's proof bundle the way the API does: find the
-// event by uid, read its block and the block's validations, build.
+// event by uid, read its block's header and validations, and the entry
+// with its path from the entry's chunk of the block, build.
 func buildProof(led *ledger.Ledger, uid string) (*proof.Bundle, error) {
 	loc, err := led.Store().Locate(uid)
 	if err != nil {
 		return nil, err
 	}
-	blk, err := led.Block(loc.Height)
+	hdr, sig, err := led.Store().Header(loc.Height)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +118,11 @@ func buildProof(led *ledger.Ledger, uid string) (*proof.Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return proof.Build(led.Network().ID, blk, int(loc.Index), vals, nil)
+	entry, path, err := led.Store().EntryPath(loc.Height, loc.Index, hdr.EntryCount)
+	if err != nil {
+		return nil, err
+	}
+	return proof.BuildPath(led.Network().ID, hdr, sig, entry, uint64(loc.Index), path, vals, nil)
 }
 
 // BenchmarkProof10M builds proof bundles from a chain of ten million

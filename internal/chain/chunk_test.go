@@ -1,0 +1,46 @@
+package chain
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+)
+
+// TestChunkedProof: for blocks around and across chunk boundaries, every
+// leaf's path from its chunk and the chunk roots is the path over all
+// leaves.
+func TestChunkedProof(t *testing.T) {
+	for _, n := range []int{1, 2, 255, 256, 257, 511, 512, 513, 767, 1000, 1024, 1025, 2049} {
+		leaves := make([]Hash, n)
+		for i := range leaves {
+			leaves[i] = sha256.Sum256(binary.BigEndian.AppendUint32(nil, uint32(i)))
+		}
+		roots := ChunkRoots(leaves)
+		if Root(roots) != Root(leaves) {
+			t.Fatalf("%d leaves: the tree over the chunk roots has another root", n)
+		}
+		for i := 0; i < n; i += max(1, n/97) {
+			c := i / ChunkSize
+			got, err := ChunkedProof(leaves[c*ChunkSize:min((c+1)*ChunkSize, n)], roots, uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := InclusionProof(leaves, uint64(i))
+			if len(got) != len(want) {
+				t.Fatalf("%d leaves, leaf %d: %d hashes, want %d", n, i, len(got), len(want))
+			}
+			for k := range got {
+				if got[k] != want[k] {
+					t.Fatalf("%d leaves, leaf %d: hash %d differs", n, i, k)
+				}
+			}
+		}
+	}
+	leaves := []Hash{{1}, {2}, {3}}
+	if _, err := ChunkedProof(leaves[:2], ChunkRoots(leaves), 0); err == nil {
+		t.Error("a chunk missing a leaf: no error")
+	}
+	if _, err := ChunkedProof(leaves, ChunkRoots(leaves), 300); err == nil {
+		t.Error("an index beyond the chunks: no error")
+	}
+}
