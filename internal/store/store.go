@@ -472,14 +472,22 @@ func (b *Batch) PutPool(uid string, seq uint64, rec []byte) error {
 }
 
 // DeletePool removes a pool entry (and its sequence record, if any).
+//
+// It writes single deletes: a pool record is set once between two
+// deletions (nodes pool a uid only when neither pool nor chain holds it),
+// so a compaction, or a memtable flush, that meets the record and its
+// deletion drops both. A plain deletion would instead travel down every
+// level of the tree, rewritten at each, for every event ever pooled; that
+// was a third of the store's compaction work. A second deletion of a
+// record already gone is harmless.
 func (b *Batch) DeletePool(uid string, seq uint64) error {
-	if err := b.b.Delete(poolKey(uid), nil); err != nil {
+	if err := b.b.SingleDelete(poolKey(uid), nil); err != nil {
 		return err
 	}
 	if seq == 0 {
 		return nil
 	}
-	return b.b.Delete(seqKey(seq), nil)
+	return b.b.SingleDelete(seqKey(seq), nil)
 }
 
 // PutMeta records node metadata.
