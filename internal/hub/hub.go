@@ -89,7 +89,9 @@ type Hub struct {
 	ctx   context.Context // from Start; ends the loops and pending ingests
 	loops sync.WaitGroup
 
-	acks sync.Map // *mqtt.Client -> *ackQueue
+	acks     sync.Map // *mqtt.Client -> *ackQueue
+	unsentMu sync.Mutex
+	unsentQ  []*ackQueue // queues with PUBACKs ready to send; see settle
 
 	devMu   sync.Mutex
 	clients map[*mqtt.Client]registry.Device

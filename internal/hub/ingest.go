@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -193,7 +192,7 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if pk.FixedHeader.Qos == 1 {
 		q := h.ackQueue(cl)
 		a := q.add(pk.PacketID)
-		h.ingest(cl, pk, func(err error) { h.answer(cl, q, a, err) })
+		h.ingest(cl, pk, func(err error) { h.settle(q, a, err) })
 		return pk, packets.ErrRejectPacket // the hub acknowledges it
 	}
 	done := make(chan error, 1)
@@ -222,66 +221,6 @@ func (h *Hub) refused(cl *mqtt.Client, err error) packets.Code {
 	return code
 }
 
-// ackQueue holds one client's QoS 1 PUBLISHes not yet acknowledged, so
-// that PUBACKs go out in the order of the PUBLISHes (MQTT 5, section 4.6)
-// although events become durable, or are refused, in another order: a
-// refusal found while parsing waits for the durable events before it.
-type ackQueue struct {
-	mu      sync.Mutex
-	pending []*pendingAck
-}
-
-type pendingAck struct {
-	id   uint16
-	done bool
-	err  error
-}
-
-func (q *ackQueue) add(id uint16) *pendingAck {
-	a := &pendingAck{id: id}
-	q.mu.Lock()
-	q.pending = append(q.pending, a)
-	q.mu.Unlock()
-	return a
-}
-
-func (h *Hub) ackQueue(cl *mqtt.Client) *ackQueue {
-	if q, ok := h.acks.Load(cl); ok {
-		return q.(*ackQueue)
-	}
-	q, _ := h.acks.LoadOrStore(cl, &ackQueue{})
-	return q.(*ackQueue)
-}
-
-// answer records the outcome of a's event and sends every PUBACK at the
-// head of the client's queue whose outcome is known. It writes while
-// holding the queue's lock, so two answers cannot overtake each other.
-func (h *Hub) answer(cl *mqtt.Client, q *ackQueue, a *pendingAck, err error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	a.done, a.err = true, err
-	n := 0
-	for ; n < len(q.pending) && q.pending[n].done; n++ {
-		p := q.pending[n]
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: p.id, Created: time.Now().Unix()}
-		if p.err != nil {
-			code := h.refused(cl, p.err)
-			if cl.Properties.ProtocolVersion < 5 {
-				// MQTT 3.1.1 has no negative PUBACK: close the connection
-				// so the device does not take silence for success.
-				cl.Stop(code)
-				continue
-			}
-			ack.ReasonCode, ack.Properties.ReasonString = code.Code, code.Reason
-		}
-		// A client that has gone gets no PUBACK; it sends again on its
-		// next connection and the hub answers that as a retransmit.
-		_ = cl.WritePacket(ack)
-	}
-	clear(q.pending[:n])
-	q.pending = q.pending[n:]
-}
-
 // rejectReason names a refusal for metrics. Code 0x80 covers both a
 // store that failed and a hub that stopped while the event waited.
 func (h *Hub) rejectReason(code packets.Code) string {
@@ -308,6 +247,7 @@ func (h *Hub) ingest(cl *mqtt.Client, pk packets.Packet, done func(error)) {
 	req, err := h.admit(cl, pk)
 	if err != nil {
 		done(err)
+		h.sendAcks()
 		return
 	}
 	req.done = done
@@ -315,6 +255,7 @@ func (h *Hub) ingest(cl *mqtt.Client, pk packets.Packet, done func(error)) {
 	case h.commits <- req:
 	case <-h.ctx.Done():
 		done(refuse(codeUnspecified, "hub is shutting down"))
+		h.sendAcks()
 	}
 }
 
@@ -376,11 +317,21 @@ func (h *Hub) commitLoop(ctx context.Context) {
 }
 
 func (h *Hub) commitGroup(reqs []*commitReq) {
-	// Which uids the chain holds already, for the whole group at once.
+	// The group's PUBACKs go out once all of it is answered: one write
+	// per client rather than one per event.
+	defer h.sendAcks()
+	// Which uids the pool holds, then which the chain holds, for the
+	// whole group at once. In that order: a block retires its events from
+	// the pool only once it is stored, so an event that leaves the pool
+	// after the first look is found by the second.
 	uids := make([]string, len(reqs))
+	pooled := make([]*poolItem, len(reqs))
+	h.mu.Lock()
 	for i, r := range reqs {
 		uids[i] = r.uid
+		pooled[i] = h.pool[r.uid]
 	}
+	h.mu.Unlock()
 	logged := make([]store.Located, len(reqs))
 	inChain := make([]bool, len(reqs))
 	lerr := h.led.Store().LocateAll(uids, func(i int, loc store.Located, found bool) error {
@@ -404,7 +355,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 			}
 			continue
 		}
-		if err, dup := h.duplicate(r, lerr, logged[i], inChain[i]); dup {
+		if err, dup := h.duplicate(r, pooled[i], lerr, logged[i], inChain[i]); dup {
 			r.done(err)
 			continue
 		}
@@ -452,15 +403,12 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	}
 }
 
-// duplicate reports whether r's uid is already pooled or logged (the
-// chain's answer for it is loc and inChain, or lerr if the lookup failed);
-// if so the error is nil for a retransmit of the same event and a refusal
-// otherwise.
-func (h *Hub) duplicate(r *commitReq, lerr error, loc store.Located, inChain bool) (error, bool) {
-	h.mu.Lock()
-	it, ok := h.pool[r.uid]
-	h.mu.Unlock()
-	if ok {
+// duplicate reports whether r's uid is already pooled (it is it, if not
+// nil) or logged (the chain's answer for it is loc and inChain, or lerr if
+// the lookup failed); if so the error is nil for a retransmit of the same
+// event and a refusal otherwise.
+func (h *Hub) duplicate(r *commitReq, it *poolItem, lerr error, loc store.Located, inChain bool) (error, bool) {
+	if it != nil {
 		return h.sameOrConflict(r, it.content, "waiting for a block"), true
 	}
 	if lerr != nil {
