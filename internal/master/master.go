@@ -160,21 +160,36 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 		}
 		entries[i] = en
 	}
+	uids := make([]string, len(entries))
+	contents := make([]chain.Hash, len(entries))
+	for i, en := range entries {
+		uids[i], contents[i] = en.Event.UID, event.ContentHash(&en.Event)
+	}
 	var refused []bus.Refusal
 	var fresh []pooled
 	raws := make([][]byte, 0, len(b.Entries))
 	m.mu.Lock()
+	reasons, err := m.duplicates(uids, contents)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
 	for i, en := range entries {
-		uid := en.Event.UID
-		content := event.ContentHash(&en.Event)
-		if reason := m.duplicate(uid, content); reason != "" {
+		uid := uids[i]
+		if reason := reasons[i]; reason != "" {
 			if reason != dupSame {
 				refused = append(refused, bus.Refusal{UID: uid, Reason: reason})
 			}
 			continue
 		}
+		if p, ok := m.byUID[uid]; ok { // twice in this batch
+			if p.content != contents[i] {
+				refused = append(refused, bus.Refusal{UID: uid, Reason: "event uid already used by another event (pending)"})
+			}
+			continue
+		}
 		m.seq++
-		p := pooled{seq: m.seq, uid: uid, entry: en, content: content}
+		p := pooled{seq: m.seq, uid: uid, entry: en, content: contents[i]}
 		m.byUID[uid] = p // reserve, so a concurrent batch sees it
 		fresh = append(fresh, p)
 		raws = append(raws, b.Entries[i])
@@ -209,27 +224,44 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 
 const dupSame = "same"
 
-// duplicate says whether uid is already pooled or logged: dupSame for the
-// same content, a refusal reason for other content, "" if new. Callers
-// hold m.mu.
-func (m *Master) duplicate(uid string, content chain.Hash) string {
-	if p, ok := m.byUID[uid]; ok {
-		if p.content == content {
-			return dupSame
+// duplicates says for each uid whether it is already pooled or logged:
+// dupSame for the same content, a refusal reason for other content, ""
+// if new. It looks in the pool first and then, for the rest, in the chain
+// through one iterator; callers hold m.mu, under which a minted block
+// leaves the pool only once it is stored, so no uid slips between the two.
+func (m *Master) duplicates(uids []string, contents []chain.Hash) ([]string, error) {
+	reasons := make([]string, len(uids))
+	var rest []int // indexes of uids not pooled
+	for i, uid := range uids {
+		p, ok := m.byUID[uid]
+		switch {
+		case !ok:
+			rest = append(rest, i)
+		case p.content == contents[i]:
+			reasons[i] = dupSame
+		default:
+			reasons[i] = "event uid already used by another event (pending)"
 		}
-		return "event uid already used by another event (pending)"
 	}
-	loc, err := m.led.Store().Locate(uid)
-	if errors.Is(err, store.ErrNotFound) {
-		return ""
+	look := make([]string, len(rest))
+	for j, i := range rest {
+		look[j] = uids[i]
 	}
+	err := m.led.Store().LocateAll(look, func(j int, loc store.Located, found bool) error {
+		i := rest[j]
+		switch {
+		case !found:
+		case loc.Content == contents[i]:
+			reasons[i] = dupSame
+		default:
+			reasons[i] = fmt.Sprintf("event uid already used by another event (block %d)", loc.Height)
+		}
+		return nil
+	})
 	if err != nil {
-		return "cannot check uid: " + err.Error()
+		return nil, fmt.Errorf("check uids: %w", err)
 	}
-	if loc.Content == content {
-		return dupSame
-	}
-	return fmt.Sprintf("event uid already used by another event (block %d)", loc.Height)
+	return reasons, nil
 }
 
 func (m *Master) persist(fresh []pooled, raws [][]byte) error {

@@ -156,6 +156,15 @@ func TestBatchRefusals(t *testing.T) {
 	if err != nil || len(ref) != 1 || !strings.Contains(ref[0].Reason, "pending") {
 		t.Fatalf("conflicting pending uid: %v, %v", ref, err)
 	}
+	// One batch holding a uid three times: pooled once, the same event
+	// again is a resubmission, other content is refused.
+	ref, err = f.m.HandleBatch(ctx, f.batch(6, submission("c", 20), submission("c", 20), submission("c", 22)))
+	if err != nil || len(ref) != 1 || ref[0].UID != "c" || !strings.Contains(ref[0].Reason, "pending") {
+		t.Fatalf("uid three times in a batch: refusals %v, err %v; want the third refused", ref, err)
+	}
+	if n := f.m.PoolSize(); n != 2 {
+		t.Fatalf("pool holds %d events, want a and c", n)
+	}
 }
 
 func TestPoolSurvivesRestart(t *testing.T) {
