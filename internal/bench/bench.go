@@ -221,10 +221,15 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 	defer close(stop)
 	var wg sync.WaitGroup
 	for di, dev := range devs {
+		topic := "devices/" + dev.UID + "/events"
 		for range window {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// One context for all of the worker's publishes: a publish
+				// still in flight when the run ends has 30 s for its PUBACK.
+				pctx, pcancel := context.WithTimeout(context.Background(), d+30*time.Second)
+				defer pcancel()
 				for {
 					if rate > 0 {
 						at := begin.Add(time.Duration(float64(due.Add(1)-1) / rate * float64(time.Second)))
@@ -241,11 +246,9 @@ func load(ctx context.Context, devs []*sim.Device, window int, rate float64, d t
 					}
 					uid, payload := dev.NextPayload(time.Now(), items)
 					ms, seq, _ := uidParts(uid)
-					pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 					t0 := time.Now()
 					s := sample{dev: int32(di), seq: seq, ms: ms, sent: int64(t0.Sub(begin)), size: int32(len(payload))}
-					r, err := dev.Publish(pctx, "devices/"+dev.UID+"/events", payload)
-					pcancel()
+					r, err := dev.Publish(pctx, topic, payload)
 					sent.Add(1)
 					if err != nil || !r.OK() {
 						refused.Add(1)

@@ -76,8 +76,44 @@ func (en *Entry) AppendEncode(dst []byte) []byte {
 	return dst
 }
 
-// Encode returns the entry's encoding.
-func (en *Entry) Encode() []byte { return en.AppendEncode(nil) }
+// Encode returns the entry's encoding, in a slice of exactly its size:
+// nodes keep many encodings in memory, and growing one by appending
+// allocated it three or four times.
+func (en *Entry) Encode() []byte { return en.AppendEncode(make([]byte, 0, en.EncodedLen())) }
+
+// EncodedLen returns the length of the entry's encoding.
+func (en *Entry) EncodedLen() int {
+	ev := &en.Event
+	n := 1 + strLen(en.HubID) + 8 + strLen(ev.UID) + 8 + strLen(ev.Namespace) + strLen(ev.DeviceUID) + 4
+	for _, it := range ev.Items {
+		n += strLen(it.Key) + valueLen(it.Value)
+	}
+	n += 4
+	for _, t := range en.Tags {
+		n += strLen(t.Analyzer) + strLen(t.Key) + strLen(t.Label) + strLen(t.Model) + 8
+	}
+	return n
+}
+
+func strLen(s string) int { return 4 + len(s) }
+
+func valueLen(v Value) int {
+	switch v.Kind {
+	case KindNumber:
+		return 1 + 8
+	case KindString:
+		return 1 + strLen(v.Str)
+	case KindBool:
+		return 1 + 1
+	case KindArray:
+		n := 1 + 4
+		for _, el := range v.Array {
+			n += valueLen(el)
+		}
+		return n
+	}
+	return 1
+}
 
 func appendStr(dst []byte, s string) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))

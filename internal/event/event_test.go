@@ -255,6 +255,12 @@ func TestEntryRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.Encode(), b) {
 		t.Fatal("decode/encode changed the bytes")
 	}
+	if n := en.EncodedLen(); n != len(b) || cap(b) != len(b) {
+		t.Fatalf("EncodedLen %d, encoding %d bytes in a slice of %d", n, len(b), cap(b))
+	}
+	if n, want := en.Submission().EncodedLen(), len(en.Submission().Encode()); n != want {
+		t.Fatalf("EncodedLen %d of the tagless submission, encoding %d bytes", n, want)
+	}
 	if got.HubID != en.HubID || got.ReceivedMs != en.ReceivedMs || got.Event.Items[1].Value.Str != "héllo" ||
 		got.Tags[1].Score != -1 || got.Event.Items[3].Value.Array[1].Str != "x" {
 		t.Fatalf("decoded %+v", got)

@@ -232,7 +232,7 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 		uids[i] = en.Event.UID
 		content[i] = event.ContentHash(&en.Event)
 	}
-	b := l.st.NewBatch()
+	b := l.st.NewBlockBatch(blk)
 	defer b.Close()
 	if err := b.PutBlock(blk, uids, content); err != nil {
 		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)

@@ -112,15 +112,25 @@ func (quietLogger) Fatalf(format string, args ...any) {
 
 func blockKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, h) }
 
-func entryKey(h uint64, i uint32) []byte {
-	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'e'}, h), i)
+func entryKey(h uint64, i uint32) []byte { return appendEntryKey(nil, h, i) }
+
+func appendEntryKey(dst []byte, h uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(append(dst, 'e'), h), i)
 }
 
 func controlKey(h uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'c'}, h), i)
 }
 
-func uidKey(uid string) []byte { return append([]byte{'u'}, uid...) }
+func uidKey(uid string) []byte { return appendUIDKey(nil, uid) }
+
+func appendUIDKey(dst []byte, uid string) []byte { return append(append(dst, 'u'), uid...) }
+
+// appendLocation appends a uid record: the entry's height and index, and
+// its event's content hash.
+func appendLocation(dst []byte, h uint64, i uint32, content chain.Hash) []byte {
+	return append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(dst, h), i), content[:]...)
+}
 
 func chunkKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'r'}, h) }
 
@@ -396,6 +406,25 @@ type Batch struct {
 // NewBatch starts an atomic write.
 func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 
+// NewBlockBatch starts an atomic write that will hold blk, sized for it
+// up front: a block's batch is megabytes, and grown by doubling from a
+// kilobyte it was allocated twice over.
+func (s *Store) NewBlockBatch(blk *chain.Block) *Batch {
+	n := 4 << 10
+	for _, e := range blk.Entries {
+		n += len(e) + blockRecordOverhead
+	}
+	for _, c := range blk.Controls {
+		n += len(c) + blockRecordOverhead
+	}
+	return &Batch{s: s, b: s.db.NewBatchWithSize(n)}
+}
+
+// blockRecordOverhead is about what PutBlock writes per entry besides its
+// bytes: the entry's key, its uid record (uids are at most 128 bytes, most
+// far shorter) and the batch's framing of both.
+const blockRecordOverhead = 128
+
 // Commit applies the batch and syncs it to disk before returning.
 func (b *Batch) Commit() error {
 	if err := b.b.Commit(pebble.Sync); err != nil {
@@ -425,12 +454,16 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) 
 	if err := b.b.Set(blockKey(h), rec, nil); err != nil {
 		return err
 	}
+	// The batch copies keys and values, so one scratch buffer serves
+	// every entry.
+	var key, loc []byte
 	for i, e := range blk.Entries {
-		if err := b.b.Set(entryKey(h, uint32(i)), e, nil); err != nil {
+		key = appendEntryKey(key[:0], h, uint32(i))
+		if err := b.b.Set(key, e, nil); err != nil {
 			return err
 		}
-		loc := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h), uint32(i))
-		if err := b.b.Set(uidKey(uids[i]), append(loc, content[i][:]...), nil); err != nil {
+		key, loc = appendUIDKey(key[:0], uids[i]), appendLocation(loc[:0], h, uint32(i), content[i])
+		if err := b.b.Set(key, loc, nil); err != nil {
 			return err
 		}
 	}
