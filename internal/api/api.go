@@ -221,6 +221,9 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		out["head_mint_time"] = time.UnixMilli(hdr.MintTimeMs).UTC()
 		out["final_height"] = led.FinalHeight()
 	}
+	// Search (GET /v1/events) sees the blocks below indexed_height; it
+	// trails final_height by the moments the index takes.
+	out["indexed_height"] = led.IndexedHeight()
 	out["events"] = led.Events()
 	out["tagged_events"] = led.Tagged()
 	if s.c.Status != nil {

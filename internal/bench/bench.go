@@ -69,6 +69,8 @@ type Result struct {
 	PublishToFinalP99    float64 `json:"publish_to_final_p99_ms"`
 	MintToFinalP50       float64 `json:"mint_to_final_p50_ms"` // block minted to block final
 	MintToFinalP99       float64 `json:"mint_to_final_p99_ms"`
+	MintToIndexedP50     float64 `json:"mint_to_indexed_p50_ms"` // block minted to indexed by the master (searchable)
+	MintToIndexedP99     float64 `json:"mint_to_indexed_p99_ms"`
 	PubackP50            float64 `json:"puback_p50_ms"`
 	PubackP99            float64 `json:"puback_p99_ms"`
 	CPUSecondsPer1k      float64 `json:"cpu_seconds_per_1k_events"`
@@ -329,24 +331,27 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 	}()
 
-	// Watch finality: when each block became final.
+	// Watch finality and the master's index: when each block became final,
+	// and when searchable.
 	led := n.Master.Ledger()
 	var finalMu sync.Mutex
-	finalAt := map[uint64]time.Time{}
+	finalAt, indexedAt := map[uint64]time.Time{}, map[uint64]time.Time{}
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	go func() {
-		var seen uint64
-		for wctx.Err() == nil {
-			if f := led.FinalHeight(); f > seen {
-				now := time.Now()
-				finalMu.Lock()
-				for h := seen; h < f; h++ {
-					finalAt[h] = now
-				}
-				finalMu.Unlock()
-				seen = f
+		var final, indexed uint64
+		mark := func(at map[uint64]time.Time, seen *uint64, now uint64) {
+			for h := *seen; h < now; h++ {
+				at[h] = time.Now()
 			}
+			*seen = max(*seen, now)
+		}
+		for wctx.Err() == nil {
+			f, x := led.FinalHeight(), led.IndexedHeight()
+			finalMu.Lock()
+			mark(finalAt, &final, f)
+			mark(indexedAt, &indexed, x)
+			finalMu.Unlock()
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
@@ -430,15 +435,19 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
 	// How long blocks took from minting to final: the part of the
 	// latency that is not waiting for the next block.
-	var mintToFinal []float64
-	finalMu.Lock()
-	for h, at := range finalAt {
-		if hdr, _, err := st.Header(h); err == nil && hdr.EntryCount > 0 {
-			mintToFinal = append(mintToFinal, float64(at.UnixMilli()-hdr.MintTimeMs))
+	sinceMint := func(at map[uint64]time.Time) (p50, p99 float64) {
+		var ms []float64
+		for h, t := range at {
+			if hdr, _, err := st.Header(h); err == nil && hdr.EntryCount > 0 {
+				ms = append(ms, float64(t.UnixMilli()-hdr.MintTimeMs))
+			}
 		}
+		return quantiles(ms)
 	}
+	finalMu.Lock()
+	res.MintToFinalP50, res.MintToFinalP99 = sinceMint(finalAt)
+	res.MintToIndexedP50, res.MintToIndexedP99 = sinceMint(indexedAt)
 	finalMu.Unlock()
-	res.MintToFinalP50, res.MintToFinalP99 = quantiles(mintToFinal)
 	res.PeakRSSBytes = peakRSS()
 	// Disk is measured once the network has closed: the stores then hold
 	// what they keep, without the write-ahead logs that a running node

@@ -94,13 +94,14 @@ func runBench(ctx context.Context, env Env, args []string) error {
   the same broker, logging off         %8.0f events/s   ratio %.2f
   publish to final block               p50 %6.0f ms   p99 %6.0f ms
   block minted to final                p50 %6.0f ms   p99 %6.0f ms
+  block minted to searchable           p50 %6.0f ms   p99 %6.0f ms
   PUBACK                               p50 %6.1f ms   p99 %6.1f ms
   CPU                                  %.3f s per 1,000 events (load generator included)
   peak RSS                             %.0f MiB
   disk, index included                 %.0f bytes per event on the master, %.0f on a hub (events are %.0f bytes of JSON)
   lost %d, logged twice %d, refused %d
 `, r.Events, r.Hubs, r.Devices, r.Window, r.DurationSeconds, r.EventsPerSec, r.BrokerOnlyPerSec, r.Ratio,
-			r.PublishToFinalP50, r.PublishToFinalP99, r.MintToFinalP50, r.MintToFinalP99, r.PubackP50, r.PubackP99, r.CPUSecondsPer1k,
+			r.PublishToFinalP50, r.PublishToFinalP99, r.MintToFinalP50, r.MintToFinalP99, r.MintToIndexedP50, r.MintToIndexedP99, r.PubackP50, r.PubackP99, r.CPUSecondsPer1k,
 			float64(r.PeakRSSBytes)/(1<<20), r.DiskBytesPerEvent, r.HubDiskBytesPerEvent, r.EventJSONBytes, r.EventsLost, r.EventsDuplicated, r.Refused)
 	}
 	if n := len(r.RSSSamples); n > 0 && !*asJSON {

@@ -134,6 +134,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mux := http.NewServeMux()
 		node := map[string]string{"node": *id}
 		mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", node, func() float64 { return float64(led.Height()) })
+		mets.GaugeFunc("cissan_indexed_height", "Blocks the node has indexed for search; the index trails the chain by the time it takes to index a block.", node, func() float64 { return float64(led.IndexedHeight()) })
 		mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", node, func() float64 { return float64(h.PoolSize()) })
 		mux.Handle("GET /metrics", mets.Handler())
 		// This hub's operator token reads everything; read tokens are

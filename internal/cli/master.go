@@ -139,6 +139,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	run(func() { _ = b.ConsumeValidations(ctx, bus.MasterNode, m.HandleValidation) })
 	mux := http.NewServeMux()
 	mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", map[string]string{"node": "master"}, func() float64 { return float64(led.Height()) })
+	mets.GaugeFunc("cissan_indexed_height", "Blocks the node has indexed for search; the index trails the chain by the time it takes to index a block.", map[string]string{"node": "master"}, func() float64 { return float64(led.IndexedHeight()) })
 	mets.GaugeFunc("cissan_final_height", "One more than the newest final block.", nil, func() float64 { return float64(led.FinalHeight()) })
 	mets.GaugeFunc("cissan_pool_events", "Events waiting for a block.", map[string]string{"node": "master"}, func() float64 { return float64(m.PoolSize()) })
 	mux.Handle("GET /metrics", mets.Handler())

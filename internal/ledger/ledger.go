@@ -449,10 +449,16 @@ func (l *Ledger) Accepting(h uint64) ([]string, []chain.Validation, error) {
 	return ok, vals, nil
 }
 
-// Final reports whether block h has the quorum of accepting validations
-// and this node has indexed it.
+// Final reports whether block h has the quorum of accepting validations.
+//
+// Finality does not wait for this node's index: the index is derived
+// data, built in the background, and a block of ten thousand events took
+// it longer than the hubs took to validate the block, which put the index
+// on the path of every event's latency. An event in a final block is
+// found by uid at once (the store answers that); search follows when the
+// index reaches the block, IndexedHeight says when.
 func (l *Ledger) Final(h uint64) (bool, error) {
-	if h >= l.indexed.Load() {
+	if h >= l.Height() {
 		return false, nil
 	}
 	ok, _, err := l.Accepting(h)

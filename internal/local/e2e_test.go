@@ -210,9 +210,11 @@ func (tn *testNet) eventCount() string {
 	return n.String()
 }
 
-// searchDevice returns the uids GET /v1/events?device= lists.
+// searchDevice returns the uids GET /v1/events?device= lists, once the
+// index has reached every stored block.
 func (tn *testNet) searchDevice(device string) []string {
 	tn.t.Helper()
+	tn.waitIndexed()
 	var out struct{ Events []api.RowJSON }
 	tn.mustGet("/v1/events?limit=1000&device="+url.QueryEscape(device), &out)
 	uids := make([]string, len(out.Events))
@@ -220,6 +222,23 @@ func (tn *testNet) searchDevice(device string) []string {
 		uids[i] = r.UID
 	}
 	return uids
+}
+
+// waitIndexed waits until the master's index reaches its chain's height,
+// as GET /v1/status reports them.
+func (tn *testNet) waitIndexed() {
+	tn.t.Helper()
+	deadline := time.Now().Add(finalDeadline)
+	for {
+		st := tn.status()
+		if st["indexed_height"] == st["height"] {
+			return
+		}
+		if time.Now().After(deadline) {
+			tn.t.Fatalf("index at %v of %v blocks", st["indexed_height"], st["height"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitPoolsEmpty waits until no hub and not the master holds an event

@@ -263,12 +263,14 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 // read at every scrape, so they cost nothing between scrapes.
 func (n *Network) observe(ml *ledger.Ledger) {
 	const (
-		heightHelp = "Blocks stored by the node."
-		poolHelp   = "Events waiting for a block in the node's pool."
+		heightHelp  = "Blocks stored by the node."
+		indexedHelp = "Blocks the node has indexed for search; the index trails the chain by the time it takes to index a block."
+		poolHelp    = "Events waiting for a block in the node's pool."
 	)
 	m := n.Metrics
 	node := func(id string) map[string]string { return map[string]string{"node": id} }
 	m.GaugeFunc("cissan_chain_height", heightHelp, node("master"), func() float64 { return float64(ml.Height()) })
+	m.GaugeFunc("cissan_indexed_height", indexedHelp, node("master"), func() float64 { return float64(ml.IndexedHeight()) })
 	m.GaugeFunc("cissan_pool_events", poolHelp, node("master"), func() float64 { return float64(n.Master.PoolSize()) })
 	m.GaugeFunc("cissan_final_height", "Blocks up to the newest one the quorum of hubs accepted, as the master records validations.",
 		nil, func() float64 { return float64(ml.FinalHeight()) })
@@ -277,6 +279,7 @@ func (n *Network) observe(ml *ledger.Ledger) {
 	for _, h := range n.Hubs {
 		l, s, hl := node(h.ID()), h.Stats(), h.Ledger()
 		m.GaugeFunc("cissan_chain_height", heightHelp, l, func() float64 { return float64(hl.Height()) })
+		m.GaugeFunc("cissan_indexed_height", indexedHelp, l, func() float64 { return float64(hl.IndexedHeight()) })
 		m.GaugeFunc("cissan_pool_events", poolHelp, l, func() float64 { return float64(h.PoolSize()) })
 		m.GaugeFunc("cissan_block_validation_lag_blocks", "Blocks the master has stored that the hub has not yet validated and stored.",
 			l, func() float64 {
