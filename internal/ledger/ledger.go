@@ -224,13 +224,19 @@ func (l *Ledger) load(h uint64) (*chain.Block, []*event.Entry, error) {
 // Append stores a checked block with its decoded entries, together with
 // whatever extra writes the caller adds (pool deletions), in one synced
 // batch; then indexes it and advances analyzer state. The caller must have
-// checked the block against Expect.
-func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, extra func(*store.Batch) error) error {
+// checked the block against Expect. contents holds each entry's
+// event.ContentHash where the caller has it already (a zero hash, or a nil
+// slice, where not).
+func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, contents []chain.Hash, extra func(*store.Batch) error) error {
 	uids := make([]string, len(entries))
 	content := make([]chain.Hash, len(entries))
 	for i, en := range entries {
 		uids[i] = en.Event.UID
-		content[i] = event.ContentHash(&en.Event)
+		if i < len(contents) && contents[i] != (chain.Hash{}) {
+			content[i] = contents[i]
+		} else {
+			content[i] = event.ContentHash(&en.Event)
+		}
 	}
 	b := l.st.NewBlockBatch(blk)
 	defer b.Close()

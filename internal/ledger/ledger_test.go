@@ -58,7 +58,7 @@ func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
 	if _, err := blk.Check(x); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Append(context.Background(), blk, []*event.Entry{en}, nil); err != nil {
+	if err := l.Append(context.Background(), blk, []*event.Entry{en}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	check := func(l *Ledger, when string) {

@@ -318,11 +318,13 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	}
 	entries := make([]*event.Entry, n)
 	raws := make([][]byte, n)
+	contents := make([]chain.Hash, n)
 	for i, p := range take {
 		en := *p.entry
 		en.Tags = an.Tags(&en.Event)
 		entries[i] = &en
 		raws[i] = en.Encode()
+		contents[i] = p.content
 	}
 	x := m.led.Expect()
 	now := m.cfg.Now().UnixMilli()
@@ -333,7 +335,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		MintTimeMs:  now,
 		HistoryRoot: x.HistoryRoot,
 	}, raws, controls, m.cfg.Key)
-	err = m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
+	err = m.led.Append(ctx, blk, entries, contents, func(b *store.Batch) error {
 		for _, p := range take {
 			if err := b.DeletePool(p.uid, p.seq); err != nil {
 				return err
