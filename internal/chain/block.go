@@ -24,6 +24,38 @@ type Block struct {
 	Signature []byte
 	Entries   [][]byte
 	Controls  [][]byte
+
+	// chunkRoots are the roots of Entries' chunks as Seal computed them;
+	// see ChunkRoots. Never written after Seal: nodes in one process share
+	// a block.
+	chunkRoots []Hash
+}
+
+// ChunkRoots returns the roots of the block's chunks of ChunkSize entries,
+// or nil for a block of ChunkSize entries or fewer. A block from Seal
+// keeps the roots computed on the way to entries_root, so that the master
+// storing the block it mints does not hash its entries once more.
+func (b *Block) ChunkRoots() []Hash {
+	if len(b.Entries) <= ChunkSize {
+		return nil
+	}
+	if b.chunkRoots != nil {
+		return b.chunkRoots
+	}
+	_, chunks := entriesRoot(b.Entries)
+	return chunks
+}
+
+// entriesRoot returns the entries_root of entries and, for more than
+// ChunkSize entries, their chunk roots, from which the root is computed
+// (the tree over the chunk roots is the top of the tree over the leaves).
+func entriesRoot(entries [][]byte) (Hash, []Hash) {
+	leaves := EntryLeaves(entries)
+	if len(leaves) <= ChunkSize {
+		return Root(leaves), nil
+	}
+	chunks := ChunkRoots(leaves)
+	return Root(chunks), chunks
 }
 
 // BlockMessage is what the master signs for a block.
@@ -44,10 +76,11 @@ func EntryLeaves(entries [][]byte) []Hash {
 // and signs the block with the master key.
 func Seal(h Header, entries, controls [][]byte, key ed25519.PrivateKey) *Block {
 	h.EntryCount = uint64(len(entries))
-	h.EntriesRoot = Root(EntryLeaves(entries))
+	var chunks []Hash
+	h.EntriesRoot, chunks = entriesRoot(entries)
 	h.ControlRoot = ControlRoot(controls)
 	hash := h.Hash()
-	return &Block{Header: h, Signature: ed25519.Sign(key, BlockMessage(hash)), Entries: entries, Controls: controls}
+	return &Block{Header: h, Signature: ed25519.Sign(key, BlockMessage(hash)), Entries: entries, Controls: controls, chunkRoots: chunks}
 }
 
 // ErrInvalid marks a block or message that fails a check. Errors wrapping
@@ -106,7 +139,7 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 	if h.EntryCount != uint64(len(b.Entries)) {
 		return nil, invalidf("block %d: entry_count %d but %d entries", h.Height, h.EntryCount, len(b.Entries))
 	}
-	if root := Root(EntryLeaves(b.Entries)); root != h.EntriesRoot {
+	if root, _ := entriesRoot(b.Entries); root != h.EntriesRoot {
 		return nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
 	}
 	if root := ControlRoot(b.Controls); root != h.ControlRoot {

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"testing"
@@ -42,5 +43,38 @@ func TestChunkedProof(t *testing.T) {
 	}
 	if _, err := ChunkedProof(leaves, ChunkRoots(leaves), 300); err == nil {
 		t.Error("an index beyond the chunks: no error")
+	}
+}
+
+// TestSealKeepsChunkRoots: a sealed block's chunk roots are those of its
+// entries, the same as a copy of the block without them computes, and its
+// entries_root is the root over all leaves.
+func TestSealKeepsChunkRoots(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	for _, n := range []int{0, 1, 256, 257, 600} {
+		entries := make([][]byte, n)
+		for i := range entries {
+			entries[i] = binary.BigEndian.AppendUint32(nil, uint32(i))
+		}
+		b := Seal(Header{Height: 1}, entries, nil, key)
+		leaves := EntryLeaves(entries)
+		if b.Header.EntriesRoot != Root(leaves) {
+			t.Fatalf("%d entries: entries_root is not the root over the leaves", n)
+		}
+		want := ChunkRoots(leaves)
+		if n <= ChunkSize {
+			want = nil
+		}
+		copied := &Block{Header: b.Header, Signature: b.Signature, Entries: b.Entries}
+		for name, got := range map[string][]Hash{"sealed": b.ChunkRoots(), "copied": copied.ChunkRoots()} {
+			if len(got) != len(want) {
+				t.Fatalf("%d entries, %s block: %d chunk roots, want %d", n, name, len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%d entries, %s block: chunk root %d differs", n, name, i)
+				}
+			}
+		}
 	}
 }

@@ -475,7 +475,7 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) 
 	if len(blk.Entries) > chain.ChunkSize {
 		// The chunk roots let a proof read one chunk of entries rather
 		// than the whole block (EntryPath).
-		roots := chain.ChunkRoots(chain.EntryLeaves(blk.Entries))
+		roots := blk.ChunkRoots()
 		rec := make([]byte, 0, len(roots)*len(chain.Hash{}))
 		for _, r := range roots {
 			rec = append(rec, r[:]...)
