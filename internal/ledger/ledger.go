@@ -276,7 +276,7 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 // maxQueuedEntries bounds the decoded entries waiting for the indexer. A
 // block that would pass it is not queued: the indexer reads it back from
 // the store instead, so a slow index costs time, never unbounded memory.
-const maxQueuedEntries = 200_000
+const maxQueuedEntries = 50_000
 
 // queueIndex hands a stored block to the indexer.
 func (l *Ledger) queueIndex(b index.BlockInput) {
