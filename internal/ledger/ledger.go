@@ -50,16 +50,19 @@ type Ledger struct {
 
 	// The background indexer (see indexLoop). idxMu serializes writes to
 	// the index; indexed is the index height once Open returns.
-	idxMu    sync.Mutex
-	indexed  atomic.Uint64
-	qMu      sync.Mutex // guards idxq, idxqN and idxWake
-	idxq     []index.BlockInput
-	idxqN    int           // entries in idxq
-	idxWake  chan struct{} // closed and replaced whenever indexed grows
-	idxSig   chan struct{}
-	idxStop  chan struct{}
-	idxDone  chan struct{}
-	idxClose context.CancelFunc
+	idxMu   sync.Mutex
+	indexed atomic.Uint64
+	qMu     sync.Mutex // guards idxq, idxqN, idxDropped and idxWake
+	idxq    []index.BlockInput
+	idxqN   int // entries in idxq
+	// idxDropped: a stored block found the queue full; the indexer reads
+	// it back from the store.
+	idxDropped bool
+	idxWake    chan struct{} // closed and replaced whenever indexed grows
+	idxSig     chan struct{}
+	idxStop    chan struct{}
+	idxDone    chan struct{}
+	idxClose   context.CancelFunc
 
 	mu     sync.RWMutex // guards the head below
 	height uint64
@@ -276,7 +279,7 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 // maxQueuedEntries bounds the decoded entries waiting for the indexer. A
 // block that would pass it is not queued: the indexer reads it back from
 // the store instead, so a slow index costs time, never unbounded memory.
-const maxQueuedEntries = 50_000
+var maxQueuedEntries = 50_000 // a variable for tests
 
 // queueIndex hands a stored block to the indexer.
 func (l *Ledger) queueIndex(b index.BlockInput) {
@@ -284,6 +287,8 @@ func (l *Ledger) queueIndex(b index.BlockInput) {
 	if l.idxqN+len(b.Entries) <= maxQueuedEntries || len(l.idxq) == 0 {
 		l.idxq = append(l.idxq, b)
 		l.idxqN += len(b.Entries)
+	} else {
+		l.idxDropped = true
 	}
 	l.qMu.Unlock()
 	select {
@@ -333,8 +338,8 @@ func (l *Ledger) indexQueued(ctx context.Context) error {
 	l.idxMu.Lock()
 	defer l.idxMu.Unlock()
 	l.qMu.Lock()
-	q := l.idxq
-	l.idxq, l.idxqN = nil, 0
+	q, dropped := l.idxq, l.idxDropped
+	l.idxq, l.idxqN, l.idxDropped = nil, 0, false
 	l.qMu.Unlock()
 	next := l.indexed.Load()
 	for len(q) > 0 && q[0].Height < next {
@@ -356,6 +361,11 @@ func (l *Ledger) indexQueued(ctx context.Context) error {
 		return err
 	}
 	l.setIndexed(q[len(q)-1].Height + 1)
+	if dropped {
+		// The blocks the queue had no room for came after these; no
+		// further Append may come to signal for them.
+		return l.syncIndexLocked(ctx)
+	}
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -101,5 +103,43 @@ func TestNextNetworkRefusesConflicts(t *testing.T) {
 	same, err := NextNetwork(net, 3, [][]byte{chain.Enrolment{ID: "hub-1", PublicKey: hex.EncodeToString(pub(2))}.Encode()})
 	if err != nil || len(same.Hubs) != 1 {
 		t.Fatalf("re-enrolling a hub with its own key = %+v, %v; want no change", same, err)
+	}
+}
+
+// TestIndexReachesBlocksTheQueueDropped: blocks stored while the indexer's
+// queue is full are indexed from the store, though no later block comes to
+// wake the indexer. A large first block keeps the indexer busy while the
+// next one fills the queue and the rest find it full; the indexer then
+// takes that queue last.
+func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
+	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
+	maxQueuedEntries = 1
+	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	l := open(t, t.TempDir(), net)
+	ctx := context.Background()
+	uid := 0
+	appendBlock := func(n int) {
+		entries := make([]*event.Entry, n)
+		raws := make([][]byte, n)
+		for i := range entries {
+			uid++
+			entries[i] = &event.Entry{HubID: "hub-1", ReceivedMs: 1, Event: event.Event{UID: fmt.Sprint("e", uid), Timestamp: 1, Namespace: "a/b", DeviceUID: "d",
+				Items: []event.Item{{Key: "t", Value: event.Value{Kind: event.KindNumber, Num: float64(uid)}}}}}
+			raws[i] = entries[i].Encode()
+		}
+		x := l.Expect()
+		blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot}, raws, nil, key(1))
+		if err := l.Append(ctx, blk, entries, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendBlock(5000)
+	for range 5 {
+		appendBlock(1)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.WaitIndexed(wctx, l.Height()); err != nil {
+		t.Fatalf("index at %d of %d blocks: %v", l.IndexedHeight(), l.Height(), err)
 	}
 }
