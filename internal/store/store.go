@@ -62,7 +62,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// deletion (see DeletePool) before a flush, and the tables it flushes
 	// are fewer and larger, which cut compaction from a fifth of the
 	// bench's CPU to about a tenth. The price is disk: Pebble keeps a few
-	// old write-ahead logs of that size for reuse, about 50 MB per store
+	// old write-ahead logs of that size for reuse, about 70 MB per store
 	// whatever the chain's size.
 	opts.MemTableSize = memTableBytes
 	// Every event is looked up by uid before it is stored (is it a
