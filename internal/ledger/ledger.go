@@ -226,7 +226,8 @@ func (l *Ledger) load(h uint64) (*chain.Block, []*event.Entry, error) {
 
 // Append stores a checked block with its decoded entries, together with
 // whatever extra writes the caller adds (pool deletions), in one synced
-// batch; then indexes it and advances analyzer state. The caller must have
+// batch; then advances analyzer state and hands the block to the
+// background indexer. The caller must have
 // checked the block against Expect. contents holds each entry's
 // event.ContentHash where the caller has it already (a zero hash, or a nil
 // slice, where not).
