@@ -72,6 +72,10 @@ func Open(dir string, o Options) (*Store, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Flushed tables (L0) live a few seconds before a compaction rewrites
+	// them into the levels below, which stay compressed: compressing them
+	// cost a Snappy pass at the flush and another at the compaction.
+	opts.Levels[0].Compression = pebble.NoCompression
 	opts.Comparer = &comparer
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
