@@ -160,7 +160,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	c.say("remote network: %d devices over %d hub(s), %v", c.Devices, len(r.MQTTAddrs), c.Duration)
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	samples, refused, begin := load(ctx, devs, c.Window, c.Rate, c.Duration, c.PayloadItems, c.Progress, nil)
+	samples, _, refused, begin := load(ctx, devs, c.loadOpts(nil))
 	loadCPU := cpuSeconds() - cpu0
 	res.Refused, res.Events = refused, len(samples)
 	byDevice := map[string]bool{}
