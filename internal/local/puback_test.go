@@ -48,7 +48,7 @@ func TestPubacksFollowPublishOrder(t *testing.T) {
 			payload = []byte(`{"uid":"burst-bad","timestamp":1,"items":[`)
 		}
 		var p []byte
-		p = appendString(p, "devices/"+dev+"/events")
+		p = appendString(p, topic(dev))
 		p = binary.BigEndian.AppendUint16(p, uint16(id))
 		p = append(p, 0) // no properties
 		burst = append(burst, packet(0x32, append(p, payload...))...)
