@@ -15,12 +15,12 @@
 // (height, index) order is the table's own order and needs no index of its
 // own; heights are therefore limited to MaxHeight.
 //
-// Schema (version 2):
+// Schema (version 3):
 //
 //	blocks(height PK, hash, mint_time_ms, entry_count)
 //	events(id PK = height<<32|idx, uid, device_uid, namespace, ts,
 //	       received_ms, hub_id, digest, keys JSON, tags JSON)
-//	  indexes on (device_uid, id), (namespace, id), (ts)
+//	  index on (ts)
 //
 // There is no index on uid: a node finds an event by uid through its block
 // store's uid record (store.Locate), which it must keep anyway to refuse a
@@ -31,7 +31,11 @@
 //
 //	event_text(body, terms): contentless FTS5 (unicode61), rowid = events.id;
 //	  body holds item keys, string values and numbers for Text, terms
-//	  hex-encoded exact tokens for the Key and Tag filters
+//	  hex-encoded exact tokens for the device, namespace, key and tag
+//	  filters
+//
+// Version 2 kept B-tree indexes on device_uid and namespace; a device's
+// events now come from its token in event_text (see termsOf).
 package index
 
 import (
@@ -69,7 +73,7 @@ var (
 // block a second it lasts 68 years.
 const MaxHeight = 1<<31 - 1
 
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema creates every table. Each statement is idempotent so that two
 // processes opening a fresh file at once cannot trip over each other.
@@ -92,10 +96,8 @@ var schema = []string{
 		keys        TEXT,
 		tags        TEXT
 	)`,
-	// The rowid is an implicit last column of every index, so these serve
-	// "filter, newest first" without a sort.
-	`CREATE INDEX IF NOT EXISTS events_device ON events(device_uid)`,
-	`CREATE INDEX IF NOT EXISTS events_namespace ON events(namespace)`,
+	// Device and namespace filters go through event_text (see termsOf);
+	// time ranges through this index.
 	`CREATE INDEX IF NOT EXISTS events_ts ON events(ts)`,
 	// body: the words Text searches; terms: exact-match tokens for the
 	// Key and Tag filters (see termsOf). Contentless: the text lives in the
@@ -220,7 +222,7 @@ func (x *Index) migrate(ctx context.Context) error {
 	switch v {
 	case schemaVersion:
 		return nil
-	case 0, 1:
+	case 0, 1, 2:
 	default:
 		return fmt.Errorf("schema version %d, want %d: delete the index and reindex", v, schemaVersion)
 	}
@@ -229,12 +231,12 @@ func (x *Index) migrate(ctx context.Context) error {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	defer tx.Rollback()
-	if v == 1 {
+	if v != 0 {
 		// The index is derived: drop the old tables, and the ledger
 		// indexes the chain again from height 0.
 		for _, t := range []string{`event_text`, `events`, `blocks`} {
 			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
-				return fmt.Errorf("drop schema version 1: %w", err)
+				return fmt.Errorf("drop schema version %d: %w", v, err)
 			}
 		}
 	}

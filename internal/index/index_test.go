@@ -170,44 +170,60 @@ func TestRow(t *testing.T) {
 	}
 }
 
-// An index of schema version 1 (with a UNIQUE uid index) is dropped on
-// open, so that the ledger indexes the chain again.
-func TestMigrateVersion1(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "index.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{
-		`CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, mint_time_ms INTEGER NOT NULL, entry_count INTEGER NOT NULL)`,
-		`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+// An index of an older schema is dropped on open, so that the ledger
+// indexes the chain again: version 1 had a UNIQUE uid index, version 2
+// B-tree indexes on device and namespace.
+func TestMigrateOlderVersions(t *testing.T) {
+	for v, events := range map[int][]string{
+		1: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`},
+		2: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
 			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`,
-		`CREATE VIRTUAL TABLE event_text USING fts5(body, terms, content='', columnsize=0)`,
-		`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1)`,
-		`INSERT INTO events VALUES (0, 'old', 'd', 'n/s', 1, 1, 'hub-1', zeroblob(32), NULL, NULL)`,
-		`PRAGMA user_version = 1`,
+			`CREATE INDEX events_device ON events(device_uid)`,
+			`CREATE INDEX events_namespace ON events(namespace)`,
+			`CREATE INDEX events_ts ON events(ts)`},
 	} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	x, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	if h, err := x.Height(ctx); err != nil || h != 0 {
-		t.Fatalf("after migration: Height = %d, %v; want 0", h, err)
-	}
-	blocks := testBlocks(0, 2)
-	if err := x.AddBlocks(ctx, blocks); err != nil {
-		t.Fatal(err)
-	}
-	var v int
-	if err := x.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
-		t.Fatalf("user_version = %d, %v; want %d", v, err, schemaVersion)
+		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "index.db")
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := append([]string{
+				`CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, mint_time_ms INTEGER NOT NULL, entry_count INTEGER NOT NULL)`,
+				`CREATE VIRTUAL TABLE event_text USING fts5(body, terms, content='', columnsize=0)`,
+				`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1)`,
+			}, events...)
+			old = append(old,
+				`INSERT INTO events VALUES (0, 'old', 'd', 'n/s', 1, 1, 'hub-1', zeroblob(32), NULL, NULL)`,
+				fmt.Sprintf(`PRAGMA user_version = %d`, v))
+			for _, s := range old {
+				if _, err := db.Exec(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			x, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.Close()
+			if h, err := x.Height(ctx); err != nil || h != 0 {
+				t.Fatalf("after migration: Height = %d, %v; want 0", h, err)
+			}
+			if err := x.AddBlocks(ctx, testBlocks(0, 2)); err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			if err := x.db.QueryRow(`PRAGMA user_version`).Scan(&got); err != nil || got != schemaVersion {
+				t.Fatalf("user_version = %d, %v; want %d", got, err, schemaVersion)
+			}
+			var n int
+			if err := x.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('events_device', 'events_namespace')`).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("%d indexes of version 2 left, %v", n, err)
+			}
+		})
 	}
 }
 
@@ -718,7 +734,8 @@ func TestPlans(t *testing.T) {
 		if strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("query %+v sorts its matches: %s", q, p)
 		}
-		if fts := q.Key != "" || q.Tag != "" || q.Text != ""; fts && !strings.HasPrefix(p, "SCAN event_text") {
+		fts := q.DeviceUID != "" || q.Namespace != "" || q.Namespaces != nil || q.Key != "" || q.Tag != "" || q.Text != ""
+		if fts && !strings.HasPrefix(p, "SCAN event_text") {
 			t.Errorf("query %+v does not stream from the full-text index: %s", q, p)
 		}
 	}
@@ -743,7 +760,7 @@ func benchBlock(h, perBlock int) BlockInput {
 }
 
 func BenchmarkAddBlocks(b *testing.B) {
-	const perBlock = 1000
+	const perBlock = 10_000 // live blocks hold 10,000-30,000 entries
 	ctx := context.Background()
 	x, err := Open(filepath.Join(b.TempDir(), "index.db"))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -159,18 +158,13 @@ func (x *Index) Search(ctx context.Context, q Query) (rows []Row, next string, e
 	return rows, next, nil
 }
 
-// maxUnion bounds the namespaces searchSQL queries one by one; SQLite
-// allows 500 terms in a compound SELECT.
-const maxUnion = 64
-
 // searchSQL builds the statement for q, which asks for one row more than
 // the page so that Search knows whether a next page exists. It returns ""
 // when q can match nothing.
 //
 // Every shape is planned so that a page costs about a page of rows, not
-// every match: rows come in rowid order straight from the table, from an
-// index whose implicit rowid suffix keeps that order, or from FTS5, which
-// streams a MATCH in descending rowid order.
+// every match: rows come in rowid order straight from the table, or from
+// FTS5, which streams a MATCH in descending rowid order.
 func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 	limit = q.Limit
 	switch {
@@ -195,18 +189,25 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 		}
 		cursor = rowID(h, i)
 	}
-	var namespaces []string
+	// Device, namespaces, key, tag and text are one MATCH on the
+	// full-text index; see termsOf.
+	var match []string
+	if q.DeviceUID != "" {
+		match = append(match, `terms : "`+deviceTerm(q.DeviceUID)+`"`)
+	}
+	if q.Namespace != "" {
+		match = append(match, `terms : "`+namespaceTerm(q.Namespace)+`"`)
+	}
 	if q.Namespaces != nil {
-		// Deduplicated, or the per-namespace union below would return a
-		// row once per copy.
-		namespaces = slices.Compact(slices.Sorted(slices.Values(q.Namespaces)))
-		if len(namespaces) == 0 {
+		if len(q.Namespaces) == 0 {
 			return "", nil, limit, nil
 		}
+		alts := make([]string, len(q.Namespaces))
+		for i, ns := range q.Namespaces {
+			alts[i] = `"` + namespaceTerm(ns) + `"`
+		}
+		match = append(match, `terms : (`+strings.Join(alts, " OR ")+`)`)
 	}
-
-	// Key, Tag and Text are one MATCH on the full-text index.
-	var match []string
 	if q.Key != "" {
 		match = append(match, `terms : "`+keyTerm(q.Key)+`"`)
 	}
@@ -221,93 +222,41 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 		match = append(match, `body : (`+m+`)`)
 	}
 
-	// filters holds the conditions on e other than the namespace list.
-	var filters []string
-	var fargs []any
-	cond := func(c string, a ...any) {
-		filters = append(filters, c)
-		fargs = append(fargs, a...)
-	}
-	if q.DeviceUID != "" {
-		cond(`e.device_uid = ?`, q.DeviceUID)
-	}
-	if q.Namespace != "" {
-		cond(`e.namespace = ?`, q.Namespace)
-	}
-	if q.From != 0 {
-		cond(`e.ts >= ?`, q.From)
-	}
-	if q.To != 0 {
-		cond(`e.ts <= ?`, q.To)
-	}
-	nsIn := func() {
-		if namespaces != nil {
-			cond(`e.namespace IN (`+strings.Repeat(", ?", len(namespaces))[2:]+`)`, anys(namespaces)...)
-		}
-	}
-	where := func(extra ...string) string {
-		all := append(extra, filters...)
-		if len(all) == 0 {
-			return ""
-		}
-		return ` WHERE ` + strings.Join(all, ` AND `)
-	}
-
-	switch {
-	case len(match) > 0:
-		nsIn()
-		lead := []string{`event_text MATCH ?`}
-		args = []any{strings.Join(match, " AND ")}
+	var where []string
+	if len(match) > 0 {
+		where = append(where, `event_text MATCH ?`)
+		args = append(args, strings.Join(match, " AND "))
 		if cursor >= 0 {
-			lead = append(lead, `event_text.rowid < ?`)
+			where = append(where, `event_text.rowid < ?`)
 			args = append(args, cursor)
 		}
-		args = append(args, fargs...)
+	} else if cursor >= 0 {
+		where = append(where, `e.id < ?`)
+		args = append(args, cursor)
+	}
+	if q.From != 0 {
+		where = append(where, `e.ts >= ?`)
+		args = append(args, q.From)
+	}
+	if q.To != 0 {
+		where = append(where, `e.ts <= ?`)
+		args = append(args, q.To)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	if len(match) > 0 {
 		// CROSS JOIN keeps FTS5 the outer loop. Given a selective filter
 		// on e, the planner would otherwise probe FTS5 once per row of e,
 		// and each probe evaluates the whole MATCH.
-		stmt = rowCols + ` FROM event_text CROSS JOIN events e ON e.id = event_text.rowid` + rowJoin + where(lead...) +
+		stmt = rowCols + ` FROM event_text CROSS JOIN events e ON e.id = event_text.rowid` + rowJoin + cond +
 			` ORDER BY event_text.rowid DESC LIMIT ?`
-
-	case len(namespaces) > 1 && len(namespaces) <= maxUnion && q.DeviceUID == "" && q.Namespace == "":
-		// An IN list over the namespace index loses rowid order and
-		// would sort every row of those namespaces for each page. Instead
-		// take the top of each namespace in order and merge.
-		var branches []string
-		for _, ns := range namespaces {
-			bw := []string{`e.namespace = ?`}
-			args = append(args, ns)
-			if cursor >= 0 {
-				bw = append(bw, `e.id < ?`)
-				args = append(args, cursor)
-			}
-			args = append(args, fargs...)
-			args = append(args, limit+1)
-			branches = append(branches, `SELECT id FROM (SELECT e.id FROM events e`+where(bw...)+
-				` ORDER BY e.id DESC LIMIT ?)`)
-		}
-		stmt = rowSelect + ` WHERE e.id IN (` + strings.Join(branches, ` UNION ALL `) + `) ORDER BY e.id DESC LIMIT ?`
-
-	default:
-		nsIn()
-		var lead []string
-		if cursor >= 0 {
-			lead = append(lead, `e.id < ?`)
-			args = append(args, cursor)
-		}
-		args = append(args, fargs...)
-		stmt = rowSelect + where(lead...) + ` ORDER BY e.id DESC LIMIT ?`
+	} else {
+		stmt = rowSelect + cond + ` ORDER BY e.id DESC LIMIT ?`
 	}
 	args = append(args, limit+1)
 	return stmt, args, limit, nil
-}
-
-func anys(s []string) []any {
-	a := make([]any, len(s))
-	for i, v := range s {
-		a[i] = v
-	}
-	return a
 }
 
 // matchExpr turns user text into FTS5 phrases that cannot be a syntax
