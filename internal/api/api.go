@@ -552,9 +552,13 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rows, next, err := s.c.Ledger.Index().Search(r.Context(), qq)
-	if err != nil {
+	rows, next, err := s.c.Ledger.Search(r.Context(), qq)
+	if errors.Is(err, index.ErrBadQuery) {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.internal(w, "search", err)
 		return
 	}
 	out := make([]RowJSON, len(rows))

@@ -433,7 +433,7 @@ func (e *Explorer) search(w http.ResponseWriter, r *http.Request) {
 		d.Error = "To: " + err.Error()
 	}
 	if d.Error == "" {
-		rows, next, err := e.c.Ledger.Index().Search(r.Context(), qq)
+		rows, next, err := e.c.Ledger.Search(r.Context(), qq)
 		if err != nil {
 			d.Error = err.Error()
 		}
@@ -594,14 +594,14 @@ func (e *Explorer) device(w http.ResponseWriter, r *http.Request) {
 // finds them, the store gives their values) and plots their numbers.
 func (e *Explorer) deviceHistory(ctx context.Context, dev registry.Device) (deviceData, error) {
 	d := deviceData{Device: dev}
-	rows, _, err := e.c.Ledger.Index().Search(ctx, index.Query{DeviceUID: dev.UID, Limit: deviceSeries})
+	refs, _, err := e.c.Ledger.Index().Search(ctx, index.Query{DeviceUID: dev.UID, Limit: deviceSeries})
 	if err != nil {
 		return d, err
 	}
 	var pts []chartInput
-	for i := len(rows) - 1; i >= 0; i-- { // oldest first
-		row := rows[i]
-		raw, err := e.c.Ledger.Store().Entry(row.Height, row.Index)
+	for i := len(refs) - 1; i >= 0; i-- { // oldest first
+		ref := refs[i]
+		raw, err := e.c.Ledger.Store().Entry(ref.Height, ref.Index)
 		if err != nil {
 			return d, err
 		}
@@ -630,7 +630,7 @@ func (e *Explorer) deviceHistory(ctx context.Context, dev registry.Device) (devi
 		}
 		pts = append(pts, in)
 		if i < 20 {
-			d.Recent = append([]deviceEvent{{UID: en.Event.UID, Timestamp: en.Event.Timestamp, Height: row.Height,
+			d.Recent = append([]deviceEvent{{UID: en.Event.UID, Timestamp: en.Event.Timestamp, Height: ref.Height,
 				Summary: strings.Join(parts, ", "), Tags: in.Tags}}, d.Recent...)
 		}
 	}

@@ -6,11 +6,9 @@
 package fsck
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"reflect"
 	"slices"
 
 	"cissan/internal/analyze"
@@ -55,13 +53,13 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 	}
 	r.Blocks = height
 
-	rows := make(chan index.Row, 1024)
+	rows := make(chan index.Ref, 1024)
 	rowErr := make(chan error, 1)
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		defer close(rows)
-		rowErr <- idx.Each(ictx, func(row index.Row) error {
+		rowErr <- idx.Each(ictx, func(row index.Ref) error {
 			select {
 			case rows <- row:
 				return nil
@@ -70,8 +68,8 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 			}
 		})
 	}()
-	var pending *index.Row // an index row read ahead of the block it belongs to
-	nextRow := func() *index.Row {
+	var pending *index.Ref // an index row read ahead of the block it belongs to
+	nextRow := func() *index.Ref {
 		if pending != nil {
 			p := pending
 			pending = nil
@@ -88,20 +86,18 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 	var prev chain.Hash
 	var an analyze.Set // the analyzers in force, replayed from the chain
 	logged := map[string]bool{}
-	heads := make([]*chain.Header, 0, height) // nil where unreadable; for the block rows
+	blockRows := make([]*index.BlockRow, 0, height) // what the index's block rows must be; nil where unreadable
 	for h := uint64(0); h < height; h++ {
 		blk, err := st.Block(h)
 		if err != nil {
 			r.add("block %d: cannot read: %v", h, err)
 			r.Hashes = append(r.Hashes, chain.Hash{})
-			heads = append(heads, nil)
+			blockRows = append(blockRows, nil)
 			hist.Append(chain.Hash{})
 			continue
 		}
 		hash := blk.Header.Hash()
 		r.Hashes = append(r.Hashes, hash)
-		hdr := blk.Header // a copy: keeping &blk.Header would keep every block's entries in memory
-		heads = append(heads, &hdr)
 		x := chain.Expect{Network: net.ID, Height: h, Prev: prev, HistoryRoot: hist.Root(), MasterKey: net.MasterKey, Hubs: net.Hubs, Limits: lim}
 		// Hubs the block enrols count from the next block on (their
 		// from_height), so the network can move on at once.
@@ -123,8 +119,11 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		r.checkChunkRoots(st, blk)
 		r.checkValidations(st, net, h, hash)
 
-		want := index.RowsFor(index.BlockInput{Height: h, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
-		got := map[uint32]index.Row{}
+		in := index.BlockInput{Height: h, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries}
+		br := index.BlockRowFor(in)
+		blockRows = append(blockRows, &br)
+		want := index.RefsFor(in)
+		got := map[uint32]index.Ref{}
 		for {
 			row := nextRow()
 			if row == nil {
@@ -135,22 +134,22 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 				break
 			}
 			if row.Height < h {
-				r.add("index: row for uid %q at block %d entry %d has no block", row.UID, row.Height, row.Index)
+				r.add("index: row at block %d entry %d has no block", row.Height, row.Index)
 				continue
 			}
 			got[row.Index] = *row
 		}
-		r.compareRows(h, blk, want, got)
+		r.compareRows(h, entries, want, got)
 		prev = hash
 		hist.Append(hash)
 	}
 	for row := nextRow(); row != nil; row = nextRow() {
-		r.add("index: row for uid %q at block %d entry %d is beyond the chain (height %d)", row.UID, row.Height, row.Index, height)
+		r.add("index: row at block %d entry %d is beyond the chain (height %d)", row.Height, row.Index, height)
 	}
 	if err := <-rowErr; err != nil {
 		r.add("index: cannot read rows: %v", err)
 	}
-	r.checkBlockRows(ctx, idx, r.Hashes, heads)
+	r.checkBlockRows(ctx, idx, blockRows)
 	r.checkPool(st, lim)
 	r.checkRecords(st, height, logged, node == "master")
 	return r, nil
@@ -338,71 +337,62 @@ func (r *Report) checkValidations(st *store.Store, net *chain.Network, h uint64,
 	}
 }
 
-// compareRows checks the index rows of block h against the rows its
-// entries derive, column by column.
-func (r *Report) compareRows(h uint64, blk *chain.Block, want []index.Row, got map[uint32]index.Row) {
+// compareRows checks the index rows of block h against the refs its
+// entries derive: one row per entry, with the entry's timestamp.
+func (r *Report) compareRows(h uint64, entries []*event.Entry, want []index.Ref, got map[uint32]index.Ref) {
 	for i, w := range want {
+		var uid string
+		if entries[i] != nil {
+			uid = entries[i].Event.UID
+		}
 		g, ok := got[uint32(i)]
 		if !ok {
-			if w.UID != "" {
-				r.add("index: block %d entry %d (uid %q): row missing", h, i, w.UID)
-			} else {
-				r.add("index: block %d entry %d: row missing", h, i)
-			}
+			r.add("index: block %d entry %d (uid %q): row missing", h, i, uid)
 			continue
 		}
 		delete(got, uint32(i))
-		if blk.Entries[i] != nil && g.Digest != event.Digest(blk.Entries[i]) {
-			r.add("index: block %d entry %d (uid %q): entry bytes do not match the indexed digest", h, i, g.UID)
-		}
-		if w.UID == "" { // the entry did not decode; reported already
-			continue
-		}
-		if diff := diffRow(w, g); diff != "" {
-			r.add("index: block %d entry %d (uid %q): %s differs from the chain", h, i, w.UID, diff)
+		if entries[i] != nil && g.Timestamp != w.Timestamp { // an entry that did not decode is reported already
+			r.add("index: block %d entry %d (uid %q): timestamp %d differs from the chain's %d", h, i, uid, g.Timestamp, w.Timestamp)
 		}
 	}
-	for i, g := range got {
-		r.add("index: block %d entry %d (uid %q): row has no entry in the chain", h, i, g.UID)
+	for i := range got {
+		r.add("index: block %d entry %d: row has no entry in the chain", h, i)
 	}
 }
 
-func diffRow(a, b index.Row) string {
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	for i := 0; i < va.NumField(); i++ {
-		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
-			return va.Type().Field(i).Name
-		}
-	}
-	return ""
-}
-
-func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, hashes []chain.Hash, heads []*chain.Header) {
+// checkBlockRows checks the index's block rows against the rows the
+// chain's blocks derive (want, nil where a block is unreadable).
+func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, want []*index.BlockRow) {
 	n := 0
 	err := idx.EachBlock(ctx, func(b index.BlockRow) error {
 		n++
-		if b.Height >= uint64(len(hashes)) {
+		if b.Height >= uint64(len(want)) {
 			r.add("index: block row %d is beyond the chain", b.Height)
 			return nil
 		}
-		if !bytes.Equal(b.Hash[:], hashes[b.Height][:]) {
+		w := want[b.Height]
+		if w == nil {
+			return nil
+		}
+		if b.Hash != w.Hash {
 			r.add("index: block row %d: hash differs from the chain", b.Height)
 		}
-		if hd := heads[b.Height]; hd != nil {
-			if b.MintTimeMs != hd.MintTimeMs {
-				r.add("index: block row %d: mint_time_ms %d differs from the chain's %d", b.Height, b.MintTimeMs, hd.MintTimeMs)
-			}
-			if uint64(b.EntryCount) != hd.EntryCount {
-				r.add("index: block row %d: entry_count %d differs from the chain's %d", b.Height, b.EntryCount, hd.EntryCount)
-			}
+		if b.MintTimeMs != w.MintTimeMs {
+			r.add("index: block row %d: mint_time_ms %d differs from the chain's %d", b.Height, b.MintTimeMs, w.MintTimeMs)
+		}
+		if b.EntryCount != w.EntryCount {
+			r.add("index: block row %d: entry_count %d differs from the chain's %d", b.Height, b.EntryCount, w.EntryCount)
+		}
+		if w.Tagged >= 0 && b.Tagged != w.Tagged {
+			r.add("index: block row %d: tagged %d differs from the chain's %d", b.Height, b.Tagged, w.Tagged)
 		}
 		return nil
 	})
 	if err != nil {
 		r.add("index: cannot read block rows: %v", err)
 	}
-	if n != len(hashes) {
-		r.add("index: %d block rows for %d blocks", n, len(hashes))
+	if n != len(want) {
+		r.add("index: %d block rows for %d blocks", n, len(want))
 	}
 }
 

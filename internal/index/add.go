@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -24,7 +23,9 @@ type BlockInput struct {
 	Raw        [][]byte       // entry bytes, same order
 }
 
-// Row is what the index holds for one event.
+// Row is what a search shows of one event: its place in the chain and the
+// fields of its entry. The index keeps only the place and the timestamp
+// (Ref); RowOf derives the rest from the entry.
 type Row struct {
 	UID        string
 	DeviceUID  string
@@ -47,44 +48,70 @@ func (r *Row) Cursor() string { return formatCursor(r.Height, r.Index) }
 // TagString is the form of a tag in Row.Tags.
 func TagString(t event.Tag) string { return t.Analyzer + ":" + t.Key + ":" + t.Label }
 
-// RowsFor derives the rows a block must produce. AddBlocks stores exactly
-// these, and verify compares the stored rows against them. Each Digest is
-// taken over b.Raw; AddBlocks first checks that b.Raw[i] is the encoding
-// of b.Entries[i].
-func RowsFor(b BlockInput) []Row {
-	rows := make([]Row, len(b.Entries))
-	for i, en := range b.Entries {
-		r := &rows[i]
-		r.Height = b.Height
-		r.Index = uint32(i)
-		r.MintTimeMs = b.MintTimeMs
-		if i < len(b.Raw) {
-			r.Digest = event.Digest(b.Raw[i])
-		}
-		if en == nil {
-			continue
-		}
-		ev := &en.Event
-		r.UID = ev.UID
-		r.DeviceUID = ev.DeviceUID
-		r.Namespace = ev.Namespace
-		r.Timestamp = ev.Timestamp
-		r.ReceivedMs = en.ReceivedMs
-		r.HubID = en.HubID
-		if len(ev.Items) > 0 {
-			r.Keys = make([]string, len(ev.Items))
-			for j, it := range ev.Items {
-				r.Keys[j] = it.Key
-			}
-		}
-		if len(en.Tags) > 0 {
-			r.Tags = make([]string, len(en.Tags))
-			for j, t := range en.Tags {
-				r.Tags[j] = TagString(t)
-			}
+// RowOf derives the row of entry idx of block height, given the block's
+// mint time, the entry bytes and the entry they decode to.
+func RowOf(height uint64, idx uint32, mintTimeMs int64, raw []byte, en *event.Entry) Row {
+	r := Row{Height: height, Index: idx, MintTimeMs: mintTimeMs, Digest: event.Digest(raw)}
+	ev := &en.Event
+	r.UID = ev.UID
+	r.DeviceUID = ev.DeviceUID
+	r.Namespace = ev.Namespace
+	r.Timestamp = ev.Timestamp
+	r.ReceivedMs = en.ReceivedMs
+	r.HubID = en.HubID
+	if len(ev.Items) > 0 {
+		r.Keys = make([]string, len(ev.Items))
+		for j, it := range ev.Items {
+			r.Keys[j] = it.Key
 		}
 	}
-	return rows
+	if len(en.Tags) > 0 {
+		r.Tags = make([]string, len(en.Tags))
+		for j, t := range en.Tags {
+			r.Tags[j] = TagString(t)
+		}
+	}
+	return r
+}
+
+// Ref is what the index keeps of one event: where it is in the chain, and
+// the timestamp that time ranges filter on.
+type Ref struct {
+	Height    uint64
+	Index     uint32
+	Timestamp int64
+}
+
+// Cursor returns the ref's position as a Query cursor.
+func (r Ref) Cursor() string { return formatCursor(r.Height, r.Index) }
+
+// RefsFor derives the refs a block must produce: AddBlocks stores exactly
+// these, and verify compares the stored refs against them.
+func RefsFor(b BlockInput) []Ref {
+	refs := make([]Ref, len(b.Entries))
+	for i, en := range b.Entries {
+		refs[i] = Ref{Height: b.Height, Index: uint32(i)}
+		if en != nil {
+			refs[i].Timestamp = en.Event.Timestamp
+		}
+	}
+	return refs
+}
+
+// BlockRowFor derives the blocks row of b. Its Tagged is -1 if an entry
+// is missing (nil): the count is then unknown.
+func BlockRowFor(b BlockInput) BlockRow {
+	row := BlockRow{Height: b.Height, Hash: b.Hash, MintTimeMs: b.MintTimeMs, EntryCount: len(b.Entries)}
+	for _, en := range b.Entries {
+		switch {
+		case en == nil:
+			row.Tagged = -1
+			return row
+		case len(en.Tags) > 0:
+			row.Tagged++
+		}
+	}
+	return row
 }
 
 // rowID is an event's row id; see the package doc.
@@ -183,8 +210,8 @@ type writer struct {
 
 func newWriter(tx *sql.Tx) *writer {
 	return &writer{
-		blocks: newBatch(tx, "blocks(height, hash, mint_time_ms, entry_count)", 4, 64),
-		events: newBatch(tx, "events(id, uid, device_uid, namespace, ts, received_ms, hub_id, digest, keys, tags)", 10, 100),
+		blocks: newBatch(tx, "blocks(height, hash, mint_time_ms, entry_count, tagged)", 5, 64),
+		events: newBatch(tx, "events(id, ts)", 2, 200),
 		text:   newBatch(tx, "event_text(rowid, body, terms)", 3, 200),
 		seen:   make(map[string]bool),
 	}
@@ -208,24 +235,15 @@ func (w *writer) flush(ctx context.Context) error {
 }
 
 func (w *writer) block(ctx context.Context, b *BlockInput) error {
-	if err := w.blocks.add(ctx, int64(b.Height), b.Hash[:], b.MintTimeMs, len(b.Entries)); err != nil {
+	br := BlockRowFor(*b)
+	if err := w.blocks.add(ctx, int64(br.Height), br.Hash[:], br.MintTimeMs, br.EntryCount, br.Tagged); err != nil {
 		return err
 	}
-	for i, r := range RowsFor(*b) {
-		id := rowID(r.Height, r.Index)
-		keys, err := encodeList(r.Keys)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
-		}
-		tags, err := encodeList(r.Tags)
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
-		}
-		if err := w.events.add(ctx, id, r.UID, r.DeviceUID, r.Namespace, r.Timestamp,
-			r.ReceivedMs, r.HubID, r.Digest[:], keys, tags); err != nil {
+	for i, en := range b.Entries {
+		id := rowID(b.Height, uint32(i))
+		if err := w.events.add(ctx, id, en.Event.Timestamp); err != nil {
 			return err
 		}
-		en := b.Entries[i]
 		if err := w.text.add(ctx, id, w.textOf(&en.Event), w.termsOf(en)); err != nil {
 			return err
 		}
@@ -313,18 +331,6 @@ func numberText(f float64) string {
 		return strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
-}
-
-// encodeList stores a list as a JSON array, and an empty one as NULL.
-func encodeList(l []string) (any, error) {
-	if len(l) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		return nil, fmt.Errorf("encode list: %w", err)
-	}
-	return string(b), nil
 }
 
 // batch collects rows for one table and inserts them many per statement:

@@ -1,41 +1,34 @@
 // Package index keeps a node's SQLite index of its chain, for the queries
-// the API and explorer serve: look up an event by uid, and page through
-// events by device, namespace, time, item key, tag or text.
+// the API and explorer serve: page through events by device, namespace,
+// time, item key, tag or text.
 //
 // The index is derived data. The chain is the source of truth: every row is
 // a pure function of (block height, block hash, mint time, entry index,
-// entry bytes), given by RowsFor, so the index can be dropped and rebuilt
-// (Reset, then AddBlocks from height 0) and `cissan verify data` can compare
-// each row (Each) against the chain. After a crash the index may lag the
+// entry bytes), so the index can be dropped and rebuilt (Reset, then
+// AddBlocks from height 0) and `cissan verify data` can compare each row
+// (Each, EachBlock) against the chain. After a crash the index may lag the
 // chain; the node re-indexes the blocks at and above Height.
 //
-// To keep the bytes stored per event small, the index holds neither the
-// entry bytes nor the event JSON: the node reads an entry from its block
-// store by (height, index). An event's row id is height<<32 | index, so
-// (height, index) order is the table's own order and needs no index of its
-// own; heights are therefore limited to MaxHeight.
+// The index holds where an event is, not what it says: a search returns
+// Refs, (height, index) pairs, and the node reads each entry from its block
+// store and derives the Row shown (RowOf). An event's row id is
+// height<<32 | index, so (height, index) order is the table's own order and
+// needs no index of its own; heights are therefore limited to MaxHeight.
 //
 // Schema (version 3):
 //
-//	blocks(height PK, hash, mint_time_ms, entry_count)
-//	events(id PK = height<<32|idx, uid, device_uid, namespace, ts,
-//	       received_ms, hub_id, digest, keys JSON, tags JSON)
-//	  index on (ts)
-//
-// There is no index on uid: a node finds an event by uid through its block
-// store's uid record (store.Locate), which it must keep anyway to refuse a
-// uid twice, and reads the row by id (Row). Version 1 kept a UNIQUE uid
-// index; with random uids it was a third of the cost of indexing an event
-// and a seventh of its bytes. Uniqueness is the chain's to guarantee
-// (every node checks it before storing a block; verify checks it again).
-//
+//	blocks(height PK, hash, mint_time_ms, entry_count, tagged)
+//	events(id PK = height<<32|idx, ts), index on (ts)
 //	event_text(body, terms): contentless FTS5 (unicode61), rowid = events.id;
 //	  body holds item keys, string values and numbers for Text, terms
 //	  hex-encoded exact tokens for the device, namespace, key and tag
 //	  filters
 //
-// Version 2 kept B-tree indexes on device_uid and namespace; a device's
-// events now come from its token in event_text (see termsOf).
+// Version 2 kept every field of an event in its row, and B-tree indexes on
+// device_uid and namespace; indexing an event cost about 60% more and its
+// row took 2.5 times the bytes. There is no uid index: a node finds an
+// event by uid through its block store's uid record (store.Locate), which
+// it keeps anyway to refuse a uid twice.
 package index
 
 import (
@@ -53,8 +46,6 @@ import (
 // Named errors. Errors the package returns wrap one of these where one
 // applies, so callers can tell them apart with errors.Is.
 var (
-	// ErrNotFound: no event with that uid is indexed.
-	ErrNotFound = errors.New("event not indexed")
 	// ErrIndexed: AddBlocks was given a block at a height already indexed.
 	ErrIndexed = errors.New("block already indexed")
 	// ErrGap: AddBlocks was given a block above the next height to index.
@@ -82,19 +73,12 @@ var schema = []string{
 		height       INTEGER PRIMARY KEY,
 		hash         BLOB NOT NULL,
 		mint_time_ms INTEGER NOT NULL,
-		entry_count  INTEGER NOT NULL
+		entry_count  INTEGER NOT NULL,
+		tagged       INTEGER NOT NULL
 	)`,
 	`CREATE TABLE IF NOT EXISTS events (
-		id          INTEGER PRIMARY KEY,
-		uid         TEXT NOT NULL,
-		device_uid  TEXT NOT NULL,
-		namespace   TEXT NOT NULL,
-		ts          INTEGER NOT NULL,
-		received_ms INTEGER NOT NULL,
-		hub_id      TEXT NOT NULL,
-		digest      BLOB NOT NULL,
-		keys        TEXT,
-		tags        TEXT
+		id INTEGER PRIMARY KEY,
+		ts INTEGER NOT NULL
 	)`,
 	// Device and namespace filters go through event_text (see termsOf);
 	// time ranges through this index.
@@ -115,9 +99,8 @@ type Index struct {
 	db *sql.DB    // readers
 	mu sync.Mutex // serializes writers and guards w
 	// w is the one connection that writes. It keeps a larger page cache
-	// than readers: the uid and device indexes take inserts at random
-	// positions, and with SQLite's default 2 MiB cache each block re-read
-	// most of their pages.
+	// than readers, for FTS5's merges, which read back the segments that
+	// recent blocks wrote.
 	w *sql.Conn
 
 	ckptSig            chan struct{} // see checkpointLoop
@@ -276,11 +259,11 @@ func (x *Index) Close() error {
 }
 
 // CountTagged returns the number of indexed events that carry at least
-// one analyzer tag. It scans the events table, so callers count once and
-// keep the figure current themselves.
+// one analyzer tag. It sums a column of the blocks table, so callers count
+// once and keep the figure current themselves.
 func (x *Index) CountTagged(ctx context.Context) (int64, error) {
 	var n int64
-	if err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE tags IS NOT NULL`).Scan(&n); err != nil {
+	if err := x.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(tagged), 0) FROM blocks`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count tagged events: %w", err)
 	}
 	return n, nil

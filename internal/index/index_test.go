@@ -126,48 +126,14 @@ func fixture(t *testing.T) (*Index, []Row, map[string]*event.Entry) {
 	var rows []Row
 	entries := map[string]*event.Entry{}
 	for _, b := range blocks {
-		rows = append(rows, RowsFor(b)...)
+		for i, en := range b.Entries {
+			rows = append(rows, RowOf(b.Height, uint32(i), b.MintTimeMs, b.Raw[i], en))
+		}
 		for _, en := range b.Entries {
 			entries[en.Event.UID] = en
 		}
 	}
 	return x, rows, entries
-}
-
-func TestLookup(t *testing.T) {
-	x, rows, _ := fixture(t)
-	ctx := context.Background()
-	for _, want := range rows {
-		got, err := x.Lookup(ctx, want.UID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("Lookup(%s) =\n%+v\nwant (RowsFor)\n%+v", want.UID, got, want)
-		}
-	}
-	if _, err := x.Lookup(ctx, "no-such-event"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Lookup of a missing uid: err = %v, want ErrNotFound", err)
-	}
-}
-
-func TestRow(t *testing.T) {
-	x, rows, _ := fixture(t)
-	ctx := context.Background()
-	for _, want := range rows {
-		got, err := x.Row(ctx, want.Height, want.Index)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("Row(%d, %d) =\n%+v\nwant (RowsFor)\n%+v", want.Height, want.Index, got, want)
-		}
-	}
-	for _, at := range [][2]uint64{{0, 999}, {999, 0}, {MaxHeight + 1, 0}} {
-		if _, err := x.Row(ctx, at[0], uint32(at[1])); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Row(%d, %d) of a missing entry: err = %v, want ErrNotFound", at[0], at[1], err)
-		}
-	}
 }
 
 // An index of an older schema is dropped on open, so that the ledger
@@ -227,10 +193,9 @@ func TestMigrateOlderVersions(t *testing.T) {
 	}
 }
 
-func TestRowsFor(t *testing.T) {
+func TestRowOf(t *testing.T) {
 	en := testEntry(0) // has a number, a string, an array, two extra keys, a tag
 	raw := en.Encode()
-	rows := RowsFor(BlockInput{Height: 7, MintTimeMs: 99, Entries: []*event.Entry{testEntry(1), en}, Raw: [][]byte{testEntry(1).Encode(), raw}})
 	want := Row{
 		UID: "ev-0000", DeviceUID: "dev-a", Namespace: "acme/plant1",
 		Timestamp: 1_700_000_000_000, ReceivedMs: 1_700_000_500_000, HubID: "hub-1",
@@ -239,11 +204,27 @@ func TestRowsFor(t *testing.T) {
 		Tags:       []string{"range:temperature:out_of_range"},
 		MintTimeMs: 99,
 	}
-	if len(rows) != 2 || !reflect.DeepEqual(rows[1], want) {
-		t.Fatalf("RowsFor = %+v\nwant row 1 = %+v", rows, want)
+	if got := RowOf(7, 1, 99, raw, en); !reflect.DeepEqual(got, want) {
+		t.Fatalf("RowOf = %+v\nwant %+v", got, want)
 	}
-	if rows[0].Tags != nil {
-		t.Fatalf("untagged entry: Tags = %#v, want nil", rows[0].Tags)
+	if got := RowOf(7, 0, 99, testEntry(1).Encode(), testEntry(1)); got.Tags != nil {
+		t.Fatalf("untagged entry: Tags = %#v, want nil", got.Tags)
+	}
+}
+
+func TestRefsAndBlockRowFor(t *testing.T) {
+	b := BlockInput{Height: 7, Hash: sha256.Sum256([]byte("b")), MintTimeMs: 99, Entries: []*event.Entry{testEntry(0), testEntry(1), testEntry(3)}}
+	want := []Ref{{7, 0, testEntry(0).Event.Timestamp}, {7, 1, testEntry(1).Event.Timestamp}, {7, 2, testEntry(3).Event.Timestamp}}
+	if got := RefsFor(b); !reflect.DeepEqual(got, want) {
+		t.Fatalf("RefsFor = %+v, want %+v", got, want)
+	}
+	// Entries 0 and 3 carry tags, entry 1 none.
+	if got, want := BlockRowFor(b), (BlockRow{Height: 7, Hash: b.Hash, MintTimeMs: 99, EntryCount: 3, Tagged: 2}); got != want {
+		t.Fatalf("BlockRowFor = %+v, want %+v", got, want)
+	}
+	b.Entries[1] = nil
+	if got := BlockRowFor(b); got.Tagged != -1 {
+		t.Fatalf("BlockRowFor with an entry missing: Tagged = %d, want -1", got.Tagged)
 	}
 }
 
@@ -315,9 +296,9 @@ func refFilter(q Query, r Row, en *event.Entry) bool {
 
 // searchAll pages through q and checks that the pages are ordered newest
 // first and hold no row twice.
-func searchAll(t *testing.T, x *Index, q Query) []Row {
+func searchAll(t *testing.T, x *Index, q Query) []Ref {
 	t.Helper()
-	var all []Row
+	var all []Ref
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
 		if page > 1000 {
@@ -338,10 +319,10 @@ func searchAll(t *testing.T, x *Index, q Query) []Row {
 			t.Fatalf("short page of %d rows (limit %d) with a next cursor", len(rows), limit)
 		}
 		for _, r := range rows {
-			if seen[r.UID] {
-				t.Fatalf("row %s returned twice", r.UID)
+			if seen[r.Cursor()] {
+				t.Fatalf("row %s returned twice", r.Cursor())
 			}
-			seen[r.UID] = true
+			seen[r.Cursor()] = true
 			if n := len(all); n > 0 && rowID(all[n-1].Height, all[n-1].Index) <= rowID(r.Height, r.Index) {
 				t.Fatalf("rows out of order: %d.%d after %d.%d", r.Height, r.Index, all[n-1].Height, all[n-1].Index)
 			}
@@ -397,10 +378,10 @@ func TestSearch(t *testing.T) {
 			To: mid * 2, Key: "status", Tag: "range:out_of_range", Text: "overheat"}, 5},
 	}
 	for _, tt := range tests {
-		var want []Row
+		var want []Ref
 		for i := len(rows) - 1; i >= 0; i-- {
 			if refFilter(tt.q, rows[i], entries[rows[i].UID]) {
-				want = append(want, rows[i])
+				want = append(want, refOf(rows[i]))
 			}
 		}
 		if len(want) < tt.min {
@@ -414,19 +395,21 @@ func TestSearch(t *testing.T) {
 				q.Limit = limit
 				got := searchAll(t, x, q)
 				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("got %d rows %v\nwant %d rows %v", len(got), uids(got), len(want), uids(want))
+					t.Fatalf("got %d rows %v\nwant %d rows %v", len(got), got, len(want), want)
 				}
 			})
 		}
 	}
 }
 
-func uids(rows []Row) []string {
-	s := make([]string, len(rows))
+func refOf(r Row) Ref { return Ref{Height: r.Height, Index: r.Index, Timestamp: r.Timestamp} }
+
+func refsOf(rows []Row) []Ref {
+	refs := make([]Ref, len(rows))
 	for i, r := range rows {
-		s[i] = r.UID
+		refs[i] = refOf(r)
 	}
-	return s
+	return refs
 }
 
 func TestSearchOddText(t *testing.T) {
@@ -538,19 +521,20 @@ func TestHeightAndErrors(t *testing.T) {
 func TestEachAndReset(t *testing.T) {
 	ctx := context.Background()
 	x, rows, _ := fixture(t)
-	each := func() []Row {
-		var got []Row
-		if err := x.Each(ctx, func(r Row) error { got = append(got, r); return nil }); err != nil {
+	refs := refsOf(rows)
+	each := func() []Ref {
+		var got []Ref
+		if err := x.Each(ctx, func(r Ref) error { got = append(got, r); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return got
 	}
-	if got := each(); !reflect.DeepEqual(got, rows) {
-		t.Fatalf("Each gave %d rows %v\nwant %d rows", len(got), uids(got), len(rows))
+	if got := each(); !reflect.DeepEqual(got, refs) {
+		t.Fatalf("Each gave %d rows %v\nwant %d rows", len(got), got, len(refs))
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := x.Each(ctx, func(Row) error { n++; return stop }); err != stop || n != 1 {
+	if err := x.Each(ctx, func(Ref) error { n++; return stop }); err != stop || n != 1 {
 		t.Fatalf("Each with failing fn: err = %v after %d calls, want stop after 1", err, n)
 	}
 	var blocks []BlockRow
@@ -558,7 +542,7 @@ func TestEachAndReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	for h, in := range testBlocks(0, fixtureSizes...) {
-		want := BlockRow{Height: in.Height, Hash: in.Hash, MintTimeMs: in.MintTimeMs, EntryCount: len(in.Entries)}
+		want := BlockRowFor(in)
 		if h >= len(blocks) || blocks[h] != want {
 			t.Fatalf("EachBlock = %+v, want block %d = %+v", blocks, h, want)
 		}
@@ -578,16 +562,13 @@ func TestEachAndReset(t *testing.T) {
 			t.Fatalf("after Reset: Search(%+v) = %d rows, %v", q, len(got), err)
 		}
 	}
-	if _, err := x.Lookup(ctx, rows[0].UID); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("after Reset: Lookup err = %v", err)
-	}
 
 	// Re-adding the same chain gives the same index.
 	if err := x.AddBlocks(ctx, testBlocks(0, fixtureSizes...)); err != nil {
 		t.Fatal(err)
 	}
-	if got := each(); !reflect.DeepEqual(got, rows) {
-		t.Fatalf("after re-add Each gave %d rows, want %d", len(got), len(rows))
+	if got := each(); !reflect.DeepEqual(got, refs) {
+		t.Fatalf("after re-add Each gave %d rows, want %d", len(got), len(refs))
 	}
 	got, _, err := x.Search(ctx, Query{Text: "overheat", Limit: MaxLimit})
 	if err != nil {
@@ -655,13 +636,19 @@ func TestConcurrent(t *testing.T) {
 			finished = true
 		default:
 		}
-		rows, _, err := x.Search(ctx, Query{Text: "overheat", Limit: 5})
+		refs, _, err := x.Search(ctx, Query{Text: "overheat", Limit: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range rows {
-			if _, err := x.Lookup(ctx, r.UID); err != nil {
-				t.Fatal(err)
+		// A reader sees whole blocks: every row it finds is of a block
+		// whose row is there too.
+		h, err := x.Height(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range refs {
+			if r.Height >= h {
+				t.Fatalf("row %s found, but only %d blocks indexed", r.Cursor(), h)
 			}
 		}
 	}
@@ -674,9 +661,8 @@ func TestConcurrent(t *testing.T) {
 func TestCorruptRow(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range []struct{ name, sql string }{
-		{"digest length", `UPDATE events SET digest = x'00' WHERE uid = 'ev-0001'`},
-		{"keys json", `UPDATE events SET keys = '["temp' WHERE uid = 'ev-0001'`},
-		{"tags empty", `UPDATE events SET tags = '[]' WHERE uid = 'ev-0001'`},
+		{"ts text", `UPDATE events SET ts = 'soon' WHERE id = 1`},
+		{"ts fraction", `UPDATE events SET ts = 1.5 WHERE id = 1`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			x := openTest(t)
@@ -686,10 +672,10 @@ func TestCorruptRow(t *testing.T) {
 			if _, err := x.db.Exec(tt.sql); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := x.Lookup(ctx, "ev-0001"); !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Lookup: err = %v, want ErrCorrupt", err)
+			if _, _, err := x.Search(ctx, Query{}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Search: err = %v, want ErrCorrupt", err)
 			}
-			if err := x.Each(ctx, func(Row) error { return nil }); !errors.Is(err, ErrCorrupt) {
+			if err := x.Each(ctx, func(Ref) error { return nil }); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Each: err = %v, want ErrCorrupt", err)
 			}
 		})

@@ -3,8 +3,6 @@ package index
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,100 +36,37 @@ type Query struct {
 	Cursor string // opaque, from the previous page
 }
 
-// rowCols and rowJoin read a Row. LEFT JOIN so that an event row whose
-// block row is missing still shows up (with mint time 0) for verify to
-// report.
+// refCols reads a Ref from events e.
 const (
-	rowCols = `SELECT e.id, e.uid, e.device_uid, e.namespace, e.ts, e.received_ms,
-	e.hub_id, e.digest, e.keys, e.tags, b.mint_time_ms`
-	rowJoin   = ` LEFT JOIN blocks b ON b.height = e.id >> 32`
-	rowSelect = rowCols + ` FROM events e` + rowJoin
+	refCols   = `SELECT e.id, e.ts`
+	refSelect = refCols + ` FROM events e`
 )
 
 type scanner interface {
 	Scan(dest ...any) error
 }
 
-func scanRow(s scanner) (Row, error) {
-	var (
-		r          Row
-		id         int64
-		digest     []byte
-		keys, tags sql.NullString
-		mint       sql.NullInt64
-	)
-	if err := s.Scan(&id, &r.UID, &r.DeviceUID, &r.Namespace, &r.Timestamp, &r.ReceivedMs,
-		&r.HubID, &digest, &keys, &tags, &mint); err != nil {
-		return r, err
+// scanRef reads a Ref. A ts that is not an integer can only have been
+// written by something other than AddBlocks.
+func scanRef(s scanner) (Ref, error) {
+	var id int64
+	var ts sql.NullInt64
+	var r Ref
+	if err := s.Scan(&id, &ts); err != nil {
+		return r, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	r.Height, r.Index = splitID(id)
-	r.MintTimeMs = mint.Int64
-	if len(digest) != len(r.Digest) {
-		return r, fmt.Errorf("%w: row %d.%d: digest is %d bytes", ErrCorrupt, r.Height, r.Index, len(digest))
+	if !ts.Valid {
+		return r, fmt.Errorf("%w: row %d.%d: no timestamp", ErrCorrupt, r.Height, r.Index)
 	}
-	r.Digest = chain.Hash(digest)
-	var err error
-	if r.Keys, err = decodeList(keys); err != nil {
-		return r, fmt.Errorf("%w: row %d.%d: keys: %w", ErrCorrupt, r.Height, r.Index, err)
-	}
-	if r.Tags, err = decodeList(tags); err != nil {
-		return r, fmt.Errorf("%w: row %d.%d: tags: %w", ErrCorrupt, r.Height, r.Index, err)
-	}
-	return r, nil
-}
-
-func decodeList(s sql.NullString) ([]string, error) {
-	if !s.Valid {
-		return nil, nil
-	}
-	var l []string
-	if err := json.Unmarshal([]byte(s.String), &l); err != nil {
-		return nil, err
-	}
-	if len(l) == 0 {
-		// encodeList never writes an empty array; treat one as damage
-		// rather than let it compare equal to "no tags".
-		return nil, errors.New("empty list stored")
-	}
-	return l, nil
-}
-
-// Row returns the row of entry idx of block height, or an error wrapping
-// ErrNotFound. A node finds an event by uid through its block store
-// (store.Locate) and then reads its row here.
-func (x *Index) Row(ctx context.Context, height uint64, idx uint32) (Row, error) {
-	if height > MaxHeight {
-		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, ErrNotFound)
-	}
-	r, err := scanRow(x.db.QueryRowContext(ctx, rowSelect+` WHERE e.id = ?`, rowID(height, idx)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, ErrNotFound)
-	}
-	if err != nil {
-		return Row{}, fmt.Errorf("row %d.%d: %w", height, idx, err)
-	}
-	return r, nil
-}
-
-// Lookup returns the row of the event with this uid, or an error wrapping
-// ErrNotFound. The index keeps no uid index (see the package doc), so
-// Lookup scans the events table: it is for tests and tools. Nodes use
-// store.Locate and Row.
-func (x *Index) Lookup(ctx context.Context, uid string) (Row, error) {
-	r, err := scanRow(x.db.QueryRowContext(ctx, rowSelect+` WHERE e.uid = ?`, uid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Row{}, fmt.Errorf("lookup %q: %w", uid, ErrNotFound)
-	}
-	if err != nil {
-		return Row{}, fmt.Errorf("lookup %q: %w", uid, err)
-	}
+	r.Timestamp = ts.Int64
 	return r, nil
 }
 
 // Search returns one page of the events q selects, newest first (by height,
 // then entry index, descending), and the cursor of the next page, "" on the
 // last. Invalid query fields return an error wrapping ErrBadQuery.
-func (x *Index) Search(ctx context.Context, q Query) (rows []Row, next string, err error) {
+func (x *Index) Search(ctx context.Context, q Query) (refs []Ref, next string, err error) {
 	stmt, args, limit, err := searchSQL(q)
 	if err != nil || stmt == "" {
 		return nil, "", err
@@ -142,20 +77,20 @@ func (x *Index) Search(ctx context.Context, q Query) (rows []Row, next string, e
 	}
 	defer res.Close()
 	for res.Next() {
-		r, err := scanRow(res)
+		r, err := scanRef(res)
 		if err != nil {
 			return nil, "", fmt.Errorf("search: %w", err)
 		}
-		rows = append(rows, r)
+		refs = append(refs, r)
 	}
 	if err := res.Err(); err != nil {
 		return nil, "", fmt.Errorf("search: %w", err)
 	}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		next = rows[limit-1].Cursor()
+	if len(refs) > limit {
+		refs = refs[:limit]
+		next = refs[limit-1].Cursor()
 	}
-	return rows, next, nil
+	return refs, next, nil
 }
 
 // searchSQL builds the statement for q, which asks for one row more than
@@ -250,10 +185,10 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 		// CROSS JOIN keeps FTS5 the outer loop. Given a selective filter
 		// on e, the planner would otherwise probe FTS5 once per row of e,
 		// and each probe evaluates the whole MATCH.
-		stmt = rowCols + ` FROM event_text CROSS JOIN events e ON e.id = event_text.rowid` + rowJoin + cond +
+		stmt = refCols + ` FROM event_text CROSS JOIN events e ON e.id = event_text.rowid` + cond +
 			` ORDER BY event_text.rowid DESC LIMIT ?`
 	} else {
-		stmt = rowSelect + cond + ` ORDER BY e.id DESC LIMIT ?`
+		stmt = refSelect + cond + ` ORDER BY e.id DESC LIMIT ?`
 	}
 	args = append(args, limit+1)
 	return stmt, args, limit, nil
@@ -315,19 +250,19 @@ func parseCursor(s string) (uint64, uint32, error) {
 // no statement open while fn runs, so fn may use the index too.
 const eachPage = 1000
 
-// Each calls fn for every row in (height, index) order, stopping at fn's
-// first error, which it returns unwrapped.
-func (x *Index) Each(ctx context.Context, fn func(Row) error) error {
+// Each calls fn for every event's ref in (height, index) order, stopping
+// at fn's first error, which it returns unwrapped.
+func (x *Index) Each(ctx context.Context, fn func(Ref) error) error {
 	after := int64(-1)
-	page := make([]Row, 0, eachPage)
+	page := make([]Ref, 0, eachPage)
 	for {
 		page = page[:0]
-		res, err := x.db.QueryContext(ctx, rowSelect+` WHERE e.id > ? ORDER BY e.id LIMIT ?`, after, eachPage)
+		res, err := x.db.QueryContext(ctx, refSelect+` WHERE e.id > ? ORDER BY e.id LIMIT ?`, after, eachPage)
 		if err != nil {
 			return fmt.Errorf("read rows: %w", err)
 		}
 		for res.Next() {
-			r, err := scanRow(res)
+			r, err := scanRef(res)
 			if err != nil {
 				res.Close()
 				return fmt.Errorf("read rows: %w", err)
@@ -358,6 +293,7 @@ type BlockRow struct {
 	Hash       chain.Hash
 	MintTimeMs int64
 	EntryCount int
+	Tagged     int // entries with at least one tag
 }
 
 // EachBlock calls fn for every indexed block in height order, so that
@@ -368,7 +304,7 @@ func (x *Index) EachBlock(ctx context.Context, fn func(BlockRow) error) error {
 	for {
 		page = page[:0]
 		res, err := x.db.QueryContext(ctx,
-			`SELECT height, hash, mint_time_ms, entry_count FROM blocks WHERE height > ? ORDER BY height LIMIT ?`,
+			`SELECT height, hash, mint_time_ms, entry_count, tagged FROM blocks WHERE height > ? ORDER BY height LIMIT ?`,
 			after, eachPage)
 		if err != nil {
 			return fmt.Errorf("read blocks: %w", err)
@@ -379,7 +315,7 @@ func (x *Index) EachBlock(ctx context.Context, fn func(BlockRow) error) error {
 				h    int64
 				hash []byte
 			)
-			if err := res.Scan(&h, &hash, &b.MintTimeMs, &b.EntryCount); err != nil {
+			if err := res.Scan(&h, &hash, &b.MintTimeMs, &b.EntryCount, &b.Tagged); err != nil {
 				res.Close()
 				return fmt.Errorf("read blocks: %w", err)
 			}
