@@ -15,7 +15,7 @@
 // height<<32 | index, so (height, index) order is the table's own order and
 // needs no index of its own; heights are therefore limited to MaxHeight.
 //
-// Schema (version 3):
+// Schema (version 4):
 //
 //	blocks(height PK, hash, mint_time_ms, entry_count, tagged)
 //	events(id PK = height<<32|idx, ts), index on (ts)
@@ -26,7 +26,7 @@
 //
 // Version 2 kept every field of an event in its row, and B-tree indexes on
 // device_uid and namespace; indexing an event cost about 60% more and its
-// row took 2.5 times the bytes. There is no uid index: a node finds an
+// row took 2.5 times the bytes. Version 3 dropped only those B-trees. There is no uid index: a node finds an
 // event by uid through its block store's uid record (store.Locate), which
 // it keeps anyway to refuse a uid twice.
 package index
@@ -64,7 +64,7 @@ var (
 // block a second it lasts 68 years.
 const MaxHeight = 1<<31 - 1
 
-const schemaVersion = 3
+const schemaVersion = 4
 
 // schema creates every table. Each statement is idempotent so that two
 // processes opening a fresh file at once cannot trip over each other.
@@ -205,7 +205,7 @@ func (x *Index) migrate(ctx context.Context) error {
 	switch v {
 	case schemaVersion:
 		return nil
-	case 0, 1, 2:
+	case 0, 1, 2, 3:
 	default:
 		return fmt.Errorf("schema version %d, want %d: delete the index and reindex", v, schemaVersion)
 	}

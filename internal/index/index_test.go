@@ -138,7 +138,8 @@ func fixture(t *testing.T) (*Index, []Row, map[string]*event.Entry) {
 
 // An index of an older schema is dropped on open, so that the ledger
 // indexes the chain again: version 1 had a UNIQUE uid index, version 2
-// B-tree indexes on device and namespace.
+// B-tree indexes on device and namespace, and versions 1 to 3 every field
+// of an event in its row.
 func TestMigrateOlderVersions(t *testing.T) {
 	for v, events := range map[int][]string{
 		1: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
@@ -147,6 +148,9 @@ func TestMigrateOlderVersions(t *testing.T) {
 			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`,
 			`CREATE INDEX events_device ON events(device_uid)`,
 			`CREATE INDEX events_namespace ON events(namespace)`,
+			`CREATE INDEX events_ts ON events(ts)`},
+		3: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`,
 			`CREATE INDEX events_ts ON events(ts)`},
 	} {
 		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
