@@ -232,7 +232,10 @@ func (s *Store) LocateAll(uids []string, fn func(i int, loc Located, found bool)
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(uids[a], uids[b]) })
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'u'}, UpperBound: []byte{'u' + 1}})
+	// Pebble skips the bottom level's filters by default, for reads that
+	// expect to find their key; almost every uid here is new, and most
+	// uid records are in the bottom level.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'u'}, UpperBound: []byte{'u' + 1}, UseL6Filters: true})
 	if err != nil {
 		return fmt.Errorf("locate uids: %w", err)
 	}
