@@ -8,6 +8,7 @@ package fsck
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -296,15 +297,16 @@ func (r *Report) checkUIDs(st *store.Store, h uint64, entries []*event.Entry) {
 			continue
 		}
 		loc, err := st.Locate(en.Event.UID)
+		if errors.Is(err, store.ErrNotFound) {
+			r.add("block %d entry %d: uid record for %q: not found", h, i, en.Event.UID)
+			continue
+		}
 		if err != nil {
-			r.add("block %d entry %d: uid record for %q: %v", h, i, en.Event.UID, err)
+			r.add("block %d entry %d: %v", h, i, err) // names the uid
 			continue
 		}
 		if loc.Height != h || loc.Index != uint32(i) {
 			r.add("block %d entry %d: uid %q is recorded at block %d entry %d (logged twice, or the record was changed)", h, i, en.Event.UID, loc.Height, loc.Index)
-		}
-		if loc.Content != event.ContentHash(&en.Event) {
-			r.add("block %d entry %d: uid record for %q holds another content hash", h, i, en.Event.UID)
 		}
 	}
 }

@@ -510,17 +510,18 @@ func TestCheckNamesEachTamper(t *testing.T) {
 		{
 			name: "uid record points elsewhere",
 			tamper: func(t *testing.T, dir string) {
-				rewrite(t, dir, "master", uidKey(uid), func(v []byte) []byte {
-					binary.BigEndian.PutUint32(v[8:], i-1)
-					return v
+				rewrite(t, dir, "master", uidKey(uid), func([]byte) []byte {
+					return binary.AppendUvarint(binary.AppendUvarint(nil, h), uint64(i-1))
 				})
 			},
 			want: []string{fmt.Sprintf("master: block %d entry %d: uid %q is recorded at block %d entry %d", h, i, uid, h, i-1)},
 		},
 		{
-			name:   "uid record content hash",
-			tamper: func(t *testing.T, dir string) { rewrite(t, dir, "master", uidKey(uid), flip(12+4)) },
-			want:   []string{fmt.Sprintf("master: block %d entry %d: uid record for %q holds another content hash", h, i, uid)},
+			name: "uid record malformed",
+			tamper: func(t *testing.T, dir string) {
+				rewrite(t, dir, "master", uidKey(uid), func(v []byte) []byte { return append(v, 0) })
+			},
+			want: []string{fmt.Sprintf("master: block %d entry %d: uid record for %q: malformed entry index", h, i, uid)},
 		},
 		{
 			name: "index ts",

@@ -166,15 +166,21 @@ func (h *Hub) resubmitStale() {
 	var inChain []string
 	var again []*poolItem
 	for _, it := range stale {
-		if loc, err := h.led.Store().Locate(it.uid); err == nil {
-			if loc.Content != it.content {
-				h.stats.Refused.Add(1)
-				h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", it.uid, "height", loc.Height)
-			}
-			inChain = append(inChain, it.uid)
-		} else {
+		loc, err := h.led.Store().Locate(it.uid)
+		if err != nil {
 			again = append(again, it)
+			continue
 		}
+		logged, err := h.led.ContentAt(loc)
+		if err != nil {
+			h.log.Error("read the logged event of a pooled uid; will look again", "uid", it.uid, "err", err)
+			continue
+		}
+		if logged != it.content {
+			h.stats.Refused.Add(1)
+			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", it.uid, "height", loc.Height)
+		}
+		inChain = append(inChain, it.uid)
 	}
 	if len(inChain) > 0 {
 		h.retireLogged(inChain)

@@ -327,7 +327,7 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		// cannot leave a stored block without it: the hub never validates
 		// a stored block again, and republishValidations can send only
 		// what is stored.
-		if err := h.led.Append(ctx, b, covered.entries, covered.contents, func(batch *store.Batch) error {
+		if err := h.led.Append(ctx, b, covered.entries, func(batch *store.Batch) error {
 			for _, uid := range covered.uids {
 				if err := batch.DeletePool(uid, 0); err != nil {
 					return err
@@ -388,9 +388,8 @@ func (h *Hub) recordEarly(height uint64) {
 
 type coverage struct {
 	entries   []*event.Entry
-	contents  []chain.Hash // content hash of each entry this hub submitted; zero for the others
-	uids      []string     // pool entries the block covers
-	conflicts []string     // pool entries whose uid the block logs with other content
+	uids      []string // pool entries the block covers
+	conflicts []string // pool entries whose uid the block logs with other content
 }
 
 // validate runs every check before countersigning: the block's own
@@ -431,7 +430,7 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check earlier blocks: %w", err)
 	}
-	cov := &coverage{entries: entries, contents: make([]chain.Hash, len(entries))}
+	cov := &coverage{entries: entries}
 	var sub []byte
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -445,7 +444,6 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 			if sub = s.AppendEncode(sub[:0]); string(sub) != string(it.raw) {
 				return nil, fmt.Errorf("entry %d (uid %q) misstates what this hub submitted", i, en.Event.UID)
 			}
-			cov.contents[i] = it.content // the same event, byte for byte
 		}
 		if mine {
 			cov.uids = append(cov.uids, it.uid)

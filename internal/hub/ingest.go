@@ -417,7 +417,11 @@ func (h *Hub) duplicate(r *commitReq, it *poolItem, lerr error, loc store.Locate
 	if !inChain {
 		return nil, false
 	}
-	return h.sameOrConflict(r, loc.Content, fmt.Sprintf("in block %d", loc.Height)), true
+	content, err := h.led.ContentAt(loc)
+	if err != nil {
+		return refuse(codeUnspecified, "check uid: %v", err), true
+	}
+	return h.sameOrConflict(r, content, fmt.Sprintf("in block %d", loc.Height)), true
 }
 
 func (h *Hub) sameOrConflict(r *commitReq, content chain.Hash, where string) error {

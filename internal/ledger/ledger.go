@@ -227,24 +227,16 @@ func (l *Ledger) load(h uint64) (*chain.Block, []*event.Entry, error) {
 // Append stores a checked block with its decoded entries, together with
 // whatever extra writes the caller adds (pool deletions), in one synced
 // batch; then advances analyzer state and hands the block to the
-// background indexer. The caller must have
-// checked the block against Expect. contents holds each entry's
-// event.ContentHash where the caller has it already (a zero hash, or a nil
-// slice, where not).
-func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, contents []chain.Hash, extra func(*store.Batch) error) error {
+// background indexer. The caller must have checked the block against
+// Expect.
+func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, extra func(*store.Batch) error) error {
 	uids := make([]string, len(entries))
-	content := make([]chain.Hash, len(entries))
 	for i, en := range entries {
 		uids[i] = en.Event.UID
-		if i < len(contents) && contents[i] != (chain.Hash{}) {
-			content[i] = contents[i]
-		} else {
-			content[i] = event.ContentHash(&en.Event)
-		}
 	}
 	b := l.st.NewBlockBatch(blk)
 	defer b.Close()
-	if err := b.PutBlock(blk, uids, content); err != nil {
+	if err := b.PutBlock(blk, uids); err != nil {
 		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
 	}
 	if extra != nil {
@@ -435,6 +427,21 @@ func (l *Ledger) syncIndexLocked(ctx context.Context) error {
 
 // Block returns stored block h.
 func (l *Ledger) Block(h uint64) (*chain.Block, error) { return l.st.Block(h) }
+
+// ContentAt returns the content hash (event.ContentHash) of the event
+// logged at loc, read from its entry: it tells a retransmit of a logged
+// event from another event that reuses its uid.
+func (l *Ledger) ContentAt(loc store.Located) (chain.Hash, error) {
+	raw, err := l.st.Entry(loc.Height, loc.Index)
+	if err != nil {
+		return chain.Hash{}, fmt.Errorf("read block %d entry %d: %w", loc.Height, loc.Index, err)
+	}
+	en, err := event.DecodeEntry(raw, l.limits)
+	if err != nil {
+		return chain.Hash{}, fmt.Errorf("block %d entry %d: %w", loc.Height, loc.Index, err)
+	}
+	return event.ContentHash(&en.Event), nil
+}
 
 // Blocks returns up to max stored blocks from height from on.
 func (l *Ledger) Blocks(from uint64, max int) ([]*chain.Block, error) {

@@ -60,7 +60,7 @@ func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
 	if _, err := blk.Check(x); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Append(context.Background(), blk, []*event.Entry{en}, nil, nil); err != nil {
+	if err := l.Append(context.Background(), blk, []*event.Entry{en}, nil); err != nil {
 		t.Fatal(err)
 	}
 	check := func(l *Ledger, when string) {
@@ -129,7 +129,7 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 		}
 		x := l.Expect()
 		blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot}, raws, nil, key(1))
-		if err := l.Append(ctx, blk, entries, nil, nil); err != nil {
+		if err := l.Append(ctx, blk, entries, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

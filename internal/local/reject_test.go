@@ -38,7 +38,7 @@ func TestHubsRejectABadBlockOnTheRecord(t *testing.T) {
 	x := led.Expect()
 	blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot, MintTimeMs: 1},
 		[][]byte{ghost.Encode()}, nil, key)
-	if err := led.Append(context.Background(), blk, []*event.Entry{ghost}, nil, nil); err != nil {
+	if err := led.Append(context.Background(), blk, []*event.Entry{ghost}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The hubs fetch it when they next catch up, and reject it.

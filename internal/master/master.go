@@ -248,12 +248,17 @@ func (m *Master) duplicates(uids []string, contents []chain.Hash) ([]string, err
 		look[j] = uids[i]
 	}
 	err := m.led.Store().LocateAll(look, func(j int, loc store.Located, found bool) error {
+		if !found {
+			return nil
+		}
 		i := rest[j]
-		switch {
-		case !found:
-		case loc.Content == contents[i]:
+		logged, err := m.led.ContentAt(loc)
+		if err != nil {
+			return err
+		}
+		if logged == contents[i] {
 			reasons[i] = dupSame
-		default:
+		} else {
 			reasons[i] = fmt.Sprintf("event uid already used by another event (block %d)", loc.Height)
 		}
 		return nil
@@ -318,13 +323,11 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	}
 	entries := make([]*event.Entry, n)
 	raws := make([][]byte, n)
-	contents := make([]chain.Hash, n)
 	for i, p := range take {
 		en := *p.entry
 		en.Tags = an.Tags(&en.Event)
 		entries[i] = &en
 		raws[i] = en.Encode()
-		contents[i] = p.content
 	}
 	x := m.led.Expect()
 	now := m.cfg.Now().UnixMilli()
@@ -335,7 +338,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		MintTimeMs:  now,
 		HistoryRoot: x.HistoryRoot,
 	}, raws, controls, m.cfg.Key)
-	err = m.led.Append(ctx, blk, entries, contents, func(b *store.Batch) error {
+	err = m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
 		for _, p := range take {
 			if err := b.DeletePool(p.uid, p.seq); err != nil {
 				return err

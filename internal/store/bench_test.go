@@ -21,13 +21,12 @@ func BenchmarkLocate(b *testing.B) {
 	for h := range blocks {
 		raws := make([][]byte, per)
 		uids := make([]string, per)
-		content := make([]chain.Hash, per)
 		for i := range raws {
 			raws[i] = []byte("entry")
 			uids[i] = fmt.Sprintf("%08x-stored-%d", (h*per+i)*2654435761%(1<<32), h*per+i)
 		}
 		batch := s.NewBatch()
-		if err := batch.PutBlock(&chain.Block{Header: chain.Header{Height: uint64(h)}, Signature: make([]byte, 64), Entries: raws}, uids, content); err != nil {
+		if err := batch.PutBlock(&chain.Block{Header: chain.Header{Height: uint64(h)}, Signature: make([]byte, 64), Entries: raws}, uids); err != nil {
 			b.Fatal(err)
 		}
 		if err := batch.Commit(); err != nil {

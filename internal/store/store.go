@@ -7,7 +7,8 @@
 //	"b" height                -> header (182 bytes) || master signature (64)
 //	"e" height idx(u32)       -> entry bytes
 //	"c" height idx(u32)       -> control record bytes
-//	"u" uid                   -> height || idx(u32) || content hash (32)
+//	"u" uid                   -> uvarint height || uvarint idx
+//	                             (before: height || idx(u32) || content hash (32))
 //	"v" height hub_id         -> validation (see encodeValidation)
 //	"p" uid                   -> pool record (owner-defined bytes)
 //	"q" seq                   -> uid  (pool arrival order)
@@ -22,6 +23,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -140,12 +142,6 @@ func uidKey(uid string) []byte { return appendUIDKey(nil, uid) }
 
 func appendUIDKey(dst []byte, uid string) []byte { return append(append(dst, 'u'), uid...) }
 
-// appendLocation appends a uid record: the entry's height and index, and
-// its event's content hash.
-func appendLocation(dst []byte, h uint64, i uint32, content chain.Hash) []byte {
-	return append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(dst, h), i), content[:]...)
-}
-
 func chunkKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'r'}, h) }
 
 func validationPrefix(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'v'}, h) }
@@ -198,9 +194,8 @@ func (s *Store) Height() (uint64, error) {
 
 // Located is where an event's entry sits in the chain.
 type Located struct {
-	Height  uint64
-	Index   uint32
-	Content chain.Hash // event.ContentHash of the logged event
+	Height uint64
+	Index  uint32
 }
 
 // Locate finds the entry logged for uid.
@@ -209,12 +204,41 @@ func (s *Store) Locate(uid string) (Located, error) {
 	if err != nil {
 		return Located{}, err
 	}
-	if len(v) != 44 {
-		return Located{}, fmt.Errorf("uid record for %q: %d bytes", uid, len(v))
+	l, err := decodeLocation(v)
+	if err != nil {
+		return Located{}, fmt.Errorf("uid record for %q: %w", uid, err)
 	}
-	l := Located{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}
-	copy(l.Content[:], v[12:])
 	return l, nil
+}
+
+// legacyLocationLen is the size of a uid record written before uid
+// records lost their content hash: fixed-width height and index, then the
+// hash. Such records are still read; new ones are two uvarints, at most
+// 15 bytes, so the two cannot be confused.
+const legacyLocationLen = 44
+
+// appendLocation appends a uid record: the entry's height and index. It
+// holds no content hash: a uid is found in the chain rarely (a retransmit,
+// or a uid reused), and then the entry itself gives the event; a record a
+// third of the size costs a third as much to write and compact, for every
+// event.
+func appendLocation(dst []byte, h uint64, i uint32) []byte {
+	return binary.AppendUvarint(binary.AppendUvarint(dst, h), uint64(i))
+}
+
+func decodeLocation(v []byte) (Located, error) {
+	if len(v) == legacyLocationLen {
+		return Located{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}, nil
+	}
+	h, n := binary.Uvarint(v)
+	if n <= 0 {
+		return Located{}, errors.New("malformed height")
+	}
+	i, m := binary.Uvarint(v[n:])
+	if m <= 0 || i > math.MaxUint32 || n+m != len(v) {
+		return Located{}, errors.New("malformed entry index")
+	}
+	return Located{Height: h, Index: uint32(i)}, nil
 }
 
 // LocateAll looks up many uids through one iterator, in sorted order, and
@@ -251,14 +275,11 @@ func (s *Store) LocateAll(uids []string, fn func(i int, loc Located, found bool)
 		if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
 			continue
 		}
-		v := it.Value()
-		if len(v) != 44 {
-			return fmt.Errorf("uid record for %q: %d bytes", uids[i], len(v))
+		loc, err := decodeLocation(it.Value())
+		if err != nil {
+			return fmt.Errorf("uid record for %q: %w", uids[i], err)
 		}
-		h := &hits[i]
-		h.found = true
-		h.loc = Located{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}
-		copy(h.loc.Content[:], v[12:])
+		hits[i] = hit{loc: loc, found: true}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("locate uids: %w", err)
@@ -463,9 +484,9 @@ func (b *Batch) Close() {
 	}
 }
 
-// PutBlock writes block h, its entries, its uid records and the new height.
-// content[i] is the content hash of entry i's event.
-func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) error {
+// PutBlock writes block h, its entries, its uid records (uids[i] is entry
+// i's) and the new height.
+func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
 	h := blk.Header.Height
 	rec := append(blk.Header.Encode(), blk.Signature...)
 	if err := b.b.Set(blockKey(h), rec, nil); err != nil {
@@ -479,7 +500,7 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string, content []chain.Hash) 
 		if err := b.b.Set(key, e, nil); err != nil {
 			return err
 		}
-		key, loc = appendUIDKey(key[:0], uids[i]), appendLocation(loc[:0], h, uint32(i), content[i])
+		key, loc = appendUIDKey(key[:0], uids[i]), appendLocation(loc[:0], h, uint32(i))
 		if err := b.b.Set(key, loc, nil); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -24,11 +25,7 @@ func put(t *testing.T, s *Store, blk *chain.Block, uids ...string) {
 	t.Helper()
 	b := s.NewBatch()
 	defer b.Close()
-	content := make([]chain.Hash, len(uids))
-	for i := range content {
-		content[i][0] = byte(i + 1)
-	}
-	if err := b.PutBlock(blk, uids, content); err != nil {
+	if err := b.PutBlock(blk, uids); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(); err != nil {
@@ -55,7 +52,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("Block(0) = %+v, %v", blk, err)
 	}
 	loc, err := s.Locate("u3")
-	if err != nil || loc.Height != 1 || loc.Index != 0 || loc.Content[0] != 1 {
+	if err != nil || loc.Height != 1 || loc.Index != 0 {
 		t.Fatalf("Locate(u3) = %+v, %v", loc, err)
 	}
 	if _, err := s.Locate("nope"); !errors.Is(err, ErrNotFound) {
@@ -180,5 +177,47 @@ func TestLocateAll(t *testing.T) {
 	stop := errors.New("stop")
 	if err := s.LocateAll(ask, func(int, Located, bool) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("fn's error: got %v", err)
+	}
+}
+
+// A uid record is two uvarints; one written before records lost their
+// content hash (fixed-width height and index, then the hash) is still
+// read, and anything else is refused rather than misread.
+func TestUIDRecordFormats(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	legacy := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, 1<<40), 70_000)
+	legacy = append(legacy, make([]byte, 32)...)
+	for uid, rec := range map[string][]byte{
+		"new":    appendLocation(nil, 1<<40, 70_000),
+		"legacy": legacy,
+	} {
+		if err := s.DB().Set(uidKey(uid), rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		if loc, err := s.Locate(uid); err != nil || loc != (Located{Height: 1 << 40, Index: 70_000}) {
+			t.Errorf("Locate(%s) = %+v, %v", uid, loc, err)
+		}
+	}
+	for name, rec := range map[string][]byte{
+		"empty":           {},
+		"height only":     binary.AppendUvarint(nil, 5),
+		"trailing byte":   append(appendLocation(nil, 5, 6), 0),
+		"index too large": binary.AppendUvarint(binary.AppendUvarint(nil, 5), 1<<32),
+		"cut varint":      {0x80},
+	} {
+		if err := s.DB().Set(uidKey(name), rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		if loc, err := s.Locate(name); err == nil {
+			t.Errorf("Locate of a record %s = %+v, want an error", name, loc)
+		}
+		err := s.LocateAll([]string{name}, func(int, Located, bool) error { return nil })
+		if err == nil {
+			t.Errorf("LocateAll of a record %s: no error", name)
+		}
 	}
 }

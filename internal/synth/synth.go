@@ -164,7 +164,7 @@ func Build(ctx context.Context, dir string, n int, o Options) (*Info, error) {
 		x := led.Expect()
 		blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, MintTimeMs: mint, HistoryRoot: x.HistoryRoot}, raws, nil, mkey)
 		hash := blk.Header.Hash()
-		err := led.Append(ctx, blk, entries, nil, func(b *store.Batch) error {
+		err := led.Append(ctx, blk, entries, func(b *store.Batch) error {
 			for i, h := range hubs {
 				v := &chain.Validation{HubID: h.ID, Height: blk.Header.Height, BlockHash: hash, Verdict: chain.Accept}
 				v.Sign(net.ID, hubKeys[i])
