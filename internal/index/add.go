@@ -51,14 +51,12 @@ func TagString(t event.Tag) string { return t.Analyzer + ":" + t.Key + ":" + t.L
 // RowOf derives the row of entry idx of block height, given the block's
 // mint time, the entry bytes and the entry they decode to.
 func RowOf(height uint64, idx uint32, mintTimeMs int64, raw []byte, en *event.Entry) Row {
-	r := Row{Height: height, Index: idx, MintTimeMs: mintTimeMs, Digest: event.Digest(raw)}
 	ev := &en.Event
-	r.UID = ev.UID
-	r.DeviceUID = ev.DeviceUID
-	r.Namespace = ev.Namespace
-	r.Timestamp = ev.Timestamp
-	r.ReceivedMs = en.ReceivedMs
-	r.HubID = en.HubID
+	r := Row{
+		UID: ev.UID, DeviceUID: ev.DeviceUID, Namespace: ev.Namespace, Timestamp: ev.Timestamp,
+		ReceivedMs: en.ReceivedMs, HubID: en.HubID,
+		Height: height, Index: idx, Digest: event.Digest(raw), MintTimeMs: mintTimeMs,
+	}
 	if len(ev.Items) > 0 {
 		r.Keys = make([]string, len(ev.Items))
 		for j, it := range ev.Items {
