@@ -609,6 +609,10 @@ func (e *Explorer) deviceHistory(ctx context.Context, dev registry.Device) (devi
 		if err != nil {
 			return d, err
 		}
+		if en.Event.DeviceUID != dev.UID {
+			return d, fmt.Errorf("block %d entry %d: %w: found for device %q, but logged by %q; reindex (cissan reindex)",
+				ref.Height, ref.Index, index.ErrCorrupt, dev.UID, en.Event.DeviceUID)
+		}
 		in := chartInput{T: en.Event.Timestamp, UID: en.Event.UID, Values: map[string]float64{}}
 		var parts []string
 		for _, it := range en.Event.Items {
