@@ -173,13 +173,19 @@ func DecodeEntry(b []byte, lim Limits) (*Entry, error) {
 	en.Event.Timestamp = int64(d.u64())
 	en.Event.Namespace = d.str()
 	en.Event.DeviceUID = d.str()
-	n := d.count(6) // smallest item: empty key + bool
+	n := d.count(6) // smallest item: empty key + bool; count bounds n by the bytes left
+	if n > 0 {
+		en.Event.Items = make([]Item, 0, n)
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		it := Item{Key: d.str()}
 		it.Value = d.value(true)
 		en.Event.Items = append(en.Event.Items, it)
 	}
 	n = d.count(24) // smallest tag: four empty strs + score
+	if n > 0 {
+		en.Tags = make([]Tag, 0, n)
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		en.Tags = append(en.Tags, Tag{Analyzer: d.str(), Key: d.str(), Label: d.str(), Model: d.str(), Score: int64(d.u64())})
 	}

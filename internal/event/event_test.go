@@ -463,3 +463,16 @@ func BenchmarkEncodeLeafHash(b *testing.B) {
 		_ = LeafHash(buf)
 	}
 }
+
+// BenchmarkDecodeEntry is what every node does for every entry of every
+// block it stores or indexes.
+func BenchmarkDecodeEntry(b *testing.B) {
+	raw := sampleEntry().Encode()
+	lim := DefaultLimits()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEntry(raw, lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
