@@ -128,10 +128,10 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 	// full-text index; see termsOf.
 	var match []string
 	if q.DeviceUID != "" {
-		match = append(match, `terms : "`+deviceTerm(q.DeviceUID)+`"`)
+		match = append(match, `terms : "`+term('d', q.DeviceUID)+`"`)
 	}
 	if q.Namespace != "" {
-		match = append(match, `terms : "`+namespaceTerm(q.Namespace)+`"`)
+		match = append(match, `terms : "`+term('n', q.Namespace)+`"`)
 	}
 	if q.Namespaces != nil {
 		if len(q.Namespaces) == 0 {
@@ -139,15 +139,15 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 		}
 		alts := make([]string, len(q.Namespaces))
 		for i, ns := range q.Namespaces {
-			alts[i] = `"` + namespaceTerm(ns) + `"`
+			alts[i] = `"` + term('n', ns) + `"`
 		}
 		match = append(match, `terms : (`+strings.Join(alts, " OR ")+`)`)
 	}
 	if q.Key != "" {
-		match = append(match, `terms : "`+keyTerm(q.Key)+`"`)
+		match = append(match, `terms : "`+term('k', q.Key)+`"`)
 	}
 	if q.Tag != "" {
-		match = append(match, `terms : "`+tagTerm(q.Tag)+`"`)
+		match = append(match, `terms : "`+term('t', q.Tag)+`"`)
 	}
 	if q.Text != "" {
 		m := matchExpr(q.Text)
