@@ -127,11 +127,12 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 	// Device, namespaces, key, tag and text are one MATCH on the
 	// full-text index; see termsOf.
 	var match []string
+	exact := func(kind byte, s string) { match = append(match, `terms : "`+term(kind, s)+`"`) }
 	if q.DeviceUID != "" {
-		match = append(match, `terms : "`+term('d', q.DeviceUID)+`"`)
+		exact('d', q.DeviceUID)
 	}
 	if q.Namespace != "" {
-		match = append(match, `terms : "`+term('n', q.Namespace)+`"`)
+		exact('n', q.Namespace)
 	}
 	if q.Namespaces != nil {
 		if len(q.Namespaces) == 0 {
@@ -144,10 +145,10 @@ func searchSQL(q Query) (stmt string, args []any, limit int, err error) {
 		match = append(match, `terms : (`+strings.Join(alts, " OR ")+`)`)
 	}
 	if q.Key != "" {
-		match = append(match, `terms : "`+term('k', q.Key)+`"`)
+		exact('k', q.Key)
 	}
 	if q.Tag != "" {
-		match = append(match, `terms : "`+term('t', q.Tag)+`"`)
+		exact('t', q.Tag)
 	}
 	if q.Text != "" {
 		m := matchExpr(q.Text)

@@ -219,9 +219,9 @@ const legacyLocationLen = 44
 
 // appendLocation appends a uid record: the entry's height and index. It
 // holds no content hash: a uid is found in the chain rarely (a retransmit,
-// or a uid reused), and then the entry itself gives the event; a record a
-// third of the size costs a third as much to write and compact, for every
-// event.
+// or a uid reused), and then the entry itself gives the event. A value of
+// about 5 bytes rather than 44 halves what every event's uid record, key
+// included, costs to write and to compact.
 func appendLocation(dst []byte, h uint64, i uint32) []byte {
 	return binary.AppendUvarint(binary.AppendUvarint(dst, h), uint64(i))
 }
