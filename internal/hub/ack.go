@@ -1,7 +1,11 @@
 package hub
 
 import (
+	"bytes"
+	"errors"
+	"net"
 	"sync"
+	"syscall"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -13,6 +17,7 @@ import (
 // refusal found while parsing waits for the durable events before it.
 type ackQueue struct {
 	cl *mqtt.Client
+	w  *nowWriter // nil if the connection is not a socket
 
 	mu      sync.Mutex
 	pending []*pendingAck
@@ -38,7 +43,7 @@ func (h *Hub) ackQueue(cl *mqtt.Client) *ackQueue {
 	if q, ok := h.acks.Load(cl); ok {
 		return q.(*ackQueue)
 	}
-	q, _ := h.acks.LoadOrStore(cl, &ackQueue{cl: cl})
+	q, _ := h.acks.LoadOrStore(cl, &ackQueue{cl: cl, w: newNowWriter(cl.Net.Conn)})
 	return q.(*ackQueue)
 }
 
@@ -87,22 +92,15 @@ func (h *Hub) sendQueue(q *ackQueue) {
 			q.buf = append(q.buf, packets.Puback<<4, 2, byte(p.id>>8), byte(p.id))
 			continue
 		}
-		q.flush()
 		code := h.refused(cl, p.err)
 		if cl.Properties.ProtocolVersion < 5 {
 			// MQTT 3.1.1 has no negative PUBACK: close the connection so
 			// the device does not take silence for success.
+			q.flush()
 			cl.Stop(code)
 			continue
 		}
-		// A client that has gone gets no PUBACK; it sends again on its
-		// next connection and the hub answers that as a retransmit.
-		_ = cl.WritePacket(packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Puback},
-			PacketID:    p.id,
-			ReasonCode:  code.Code,
-			Properties:  packets.Properties{ReasonString: code.Reason},
-		})
+		q.buf = appendRefusal(q.buf, cl, p.id, code)
 	}
 	q.flush()
 	clear(q.pending[:n])
@@ -110,16 +108,103 @@ func (h *Hub) sendQueue(q *ackQueue) {
 }
 
 // flush writes the encoded PUBACKs to the client in one system call, under
-// the client's lock as the broker's own writes are. The broker's keepalive
-// deadline on the connection bounds the write. Callers hold q.mu.
+// the client's lock as the broker's own writes are. A client that gets no
+// PUBACK (it has gone) sends again on its next connection, and the hub
+// answers that as a retransmit. Callers hold q.mu.
+//
+// The write never waits for the client: the commit loop that calls it
+// answers every client of the hub, and a client that left its PUBACKs
+// unread until the socket's buffers are full (thousands of them) would
+// stall them all. Such a client is disconnected instead. A write deadline
+// would not do: the broker resets the connection's deadlines at every
+// packet it reads, and a client that does not read can still send.
 func (q *ackQueue) flush() {
 	if len(q.buf) == 0 {
 		return
 	}
 	if !q.cl.Closed() && q.cl.Net.Conn != nil {
 		q.cl.Lock()
-		_, _ = q.cl.Net.Conn.Write(q.buf)
+		var err error
+		if q.w != nil {
+			err = q.w.write(q.buf)
+		} else {
+			_, err = q.cl.Net.Conn.Write(q.buf)
+		}
 		q.cl.Unlock()
+		if err != nil {
+			q.cl.Stop(err)
+		}
 	}
 	q.buf = q.buf[:0]
+}
+
+// errSlowReader stops a client whose socket cannot take its PUBACKs.
+var errSlowReader = errors.New("the client does not read its PUBACKs")
+
+// nowWriter writes to a socket only what it can take at once. It keeps
+// its buffer and its callback, so that a write allocates nothing.
+type nowWriter struct {
+	rc  syscall.RawConn
+	do  func(fd uintptr) bool // w.try, bound once
+	b   []byte
+	n   int
+	err error
+}
+
+func newNowWriter(c net.Conn) *nowWriter {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &nowWriter{rc: rc}
+	w.do = w.try
+	return w
+}
+
+// try is the raw write: the socket is non-blocking, and returning true
+// tells the runtime not to wait for it to become writable.
+func (w *nowWriter) try(fd uintptr) bool {
+	for {
+		w.n, w.err = syscall.Write(int(fd), w.b)
+		if w.err != syscall.EINTR {
+			return true
+		}
+	}
+}
+
+// write writes b if the socket can take all of it now, and fails with
+// errSlowReader if not.
+func (w *nowWriter) write(b []byte) error {
+	w.b = b
+	err := w.rc.Write(w.do)
+	w.b = nil
+	switch {
+	case err != nil:
+		return err
+	case w.err == syscall.EAGAIN || w.err == nil && w.n < len(b):
+		return errSlowReader
+	}
+	return w.err
+}
+
+// appendRefusal appends a PUBACK that refuses packet id with code, its
+// reason string included as far as the client allows (MQTT 5, sections
+// 3.1.2.11.4 and 3.1.2.11.7), as the broker's WritePacket encodes it.
+func appendRefusal(dst []byte, cl *mqtt.Client, id uint16, code packets.Code) []byte {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Puback},
+		PacketID:        id,
+		ReasonCode:      code.Code,
+		Properties:      packets.Properties{ReasonString: code.Reason},
+		ProtocolVersion: cl.Properties.ProtocolVersion,
+	}
+	pk.Mods.MaxSize = cl.Properties.Props.MaximumPacketSize
+	pk.Mods.DisallowProblemInfo = cl.Properties.Props.RequestProblemInfoFlag && cl.Properties.Props.RequestProblemInfo == 0
+	var b bytes.Buffer
+	_ = pk.PubackEncode(&b) // it reports no error; it drops properties that do not fit MaxSize
+	return append(dst, b.Bytes()...)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -160,8 +161,18 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	h.clients[cl] = d
+	if tc, ok := cl.Net.Conn.(*net.TCPConn); ok {
+		// A device's PUBACKs are 4 bytes each: a fixed 128 KiB buffer
+		// holds tens of thousands, where the kernel would let a device
+		// that reads none grow it to megabytes before the hub notices
+		// (see ackQueue.flush).
+		_ = tc.SetWriteBuffer(ackSocketBuffer)
+	}
 	return true
 }
+
+// ackSocketBuffer is the send buffer of a device's connection.
+const ackSocketBuffer = 128 << 10
 
 func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	k.h.devMu.Lock()

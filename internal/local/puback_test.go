@@ -3,9 +3,11 @@ package local_test
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,24 +22,8 @@ func TestPubacksFollowPublishOrder(t *testing.T) {
 	const ns, dev = "acme/plant", "dev-burst"
 	tok := tn.register(dev, ns)
 
-	conn, err := net.Dial("tcp", tn.MQTTAddrs()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, r := rawConnect(t, &net.Dialer{}, tn.MQTTAddrs()[0], dev, tok, 30)
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(conn)
-
-	var connect []byte
-	connect = append(connect, 0, 4, 'M', 'Q', 'T', 'T', 5, 0xC2, 0, 30, 0) // username, password, clean start; no properties
-	connect = appendString(appendString(appendString(connect, dev), dev), tok)
-	if _, err := conn.Write(packet(0x10, connect)); err != nil {
-		t.Fatal(err)
-	}
-	typ, body := readPacket(t, r)
-	if typ != 0x20 || len(body) < 2 || body[1] != 0 {
-		t.Fatalf("CONNACK: type 0x%02x, body %x", typ, body)
-	}
 
 	const n = 300
 	var burst []byte
@@ -47,11 +33,7 @@ func TestPubacksFollowPublishOrder(t *testing.T) {
 		if bad(id) {
 			payload = []byte(`{"uid":"burst-bad","timestamp":1,"items":[`)
 		}
-		var p []byte
-		p = appendString(p, topic(dev))
-		p = binary.BigEndian.AppendUint16(p, uint16(id))
-		p = append(p, 0) // no properties
-		burst = append(burst, packet(0x32, append(p, payload...))...)
+		burst = append(burst, publishQoS1(dev, uint16(id), payload)...)
 	}
 	if _, err := conn.Write(burst); err != nil {
 		t.Fatal(err)
@@ -81,6 +63,93 @@ func TestPubacksFollowPublishOrder(t *testing.T) {
 			tn.waitFinal(fmt.Sprintf("burst-%d", id))
 		}
 	}
+}
+
+// A device that sends events but never reads its PUBACKs fills the
+// socket's buffers; the hub must drop it rather than let the write of its
+// PUBACKs stall the commit loop, which answers every device of the hub.
+func TestDeviceThatReadsNoPubacksIsDropped(t *testing.T) {
+	tn := startNet(t, t.TempDir(), 1)
+	const ns = "acme/plant"
+	addr := tn.MQTTAddrs()[0]
+	stuckTok, liveTok := tn.register("dev-stuck", ns), tn.register("dev-live", ns)
+
+	// A small receive buffer, set before the connection exists, so that
+	// a few thousand unread PUBACKs fill the socket; keepalive 0, so that
+	// no deadline of the broker's bounds a write to it either.
+	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	stuck, _ := rawConnect(t, small, addr, "dev-stuck", stuckTok, 0)
+	flooded := make(chan int, 1)
+	go func() {
+		sent := 0
+		defer func() { flooded <- sent }()
+		for sent < 200_000 {
+			var burst []byte
+			for range 100 {
+				sent++
+				payload := mustJSON(t, seedEvent(fmt.Sprintf("stuck-%d", sent), "dev-stuck", ns, 20))
+				burst = append(burst, publishQoS1("dev-stuck", uint16(sent%65535+1), payload)...)
+			}
+			if _, err := stuck.Write(burst); err != nil {
+				return // the hub closed the connection
+			}
+		}
+	}()
+	var sent int
+	select {
+	case sent = <-flooded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("30 s on, a device that reads no PUBACK is neither dropped nor done sending 200,000 events: the hub's commit loop is stuck writing to it")
+	}
+	t.Logf("dropped after %d events", sent)
+
+	live, r := rawConnect(t, &net.Dialer{}, addr, "dev-live", liveTok, 30)
+	_ = live.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := live.Write(publishQoS1("dev-live", 1, mustJSON(t, seedEvent("live-1", "dev-live", ns, 20)))); err != nil {
+		t.Fatal(err)
+	}
+	if typ, body := readPacket(t, r); typ != 0x40 || len(body) < 2 || len(body) > 2 && body[2] != 0 {
+		t.Fatalf("the other device's PUBACK: type 0x%02x, body %x", typ, body)
+	}
+	tn.waitFinal("live-1")
+}
+
+// rawConnect opens an MQTT 5 session over a plain TCP connection, logged
+// in as dev, and reads the CONNACK.
+func rawConnect(t *testing.T, d *net.Dialer, addr, dev, tok string, keepalive uint16) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	connect := []byte{0, 4, 'M', 'Q', 'T', 'T', 5, 0xC2} // username, password, clean start
+	connect = binary.BigEndian.AppendUint16(connect, keepalive)
+	connect = append(connect, 0) // no properties
+	connect = appendString(appendString(appendString(connect, dev), dev), tok)
+	if _, err := conn.Write(packet(0x10, connect)); err != nil {
+		t.Fatal(err)
+	}
+	typ, body := readPacket(t, r)
+	if typ != 0x20 || len(body) < 2 || body[1] != 0 {
+		t.Fatalf("CONNACK: type 0x%02x, body %x", typ, body)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return conn, r
+}
+
+// publishQoS1 frames a QoS 1 PUBLISH of payload to dev's events topic.
+func publishQoS1(dev string, id uint16, payload []byte) []byte {
+	p := appendString(nil, topic(dev))
+	p = binary.BigEndian.AppendUint16(p, id)
+	p = append(p, 0) // no properties
+	return packet(0x32, append(p, payload...))
 }
 
 // packet frames an MQTT control packet: the fixed header's first byte, the
