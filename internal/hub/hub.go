@@ -256,14 +256,19 @@ func (h *Hub) retryValidations(ctx context.Context) {
 }
 
 // CatchUp fetches and validates every block the master has that this hub
-// lacks.
+// lacks. It goes no faster than the hub indexes (Ledger.WaitIndexQueue):
+// a hub far behind would otherwise store blocks its indexer then reads
+// back from the store.
 func (h *Hub) CatchUp(ctx context.Context) error {
 	h.blockMu.Lock()
 	defer h.blockMu.Unlock()
-	return h.catchUpLocked(ctx, ^uint64(0))
+	return h.catchUpLocked(ctx, ^uint64(0), true)
 }
 
-func (h *Hub) catchUpLocked(ctx context.Context, upTo uint64) error {
+// catchUpLocked validates the blocks below upTo that this hub lacks;
+// paced, it waits for the indexer as CatchUp says. HandleBlock does not:
+// the blocks it fills in may wait for this hub's verdict to be final.
+func (h *Hub) catchUpLocked(ctx context.Context, upTo uint64, paced bool) error {
 	for {
 		from := h.led.Height()
 		if from >= upTo {
@@ -280,6 +285,11 @@ func (h *Hub) catchUpLocked(ctx context.Context, upTo uint64) error {
 			if b.Header.Height >= upTo {
 				return nil
 			}
+			if paced {
+				if err := h.led.WaitIndexQueue(ctx); err != nil {
+					return err
+				}
+			}
 			if err := h.processBlock(ctx, b); err != nil {
 				return err
 			}
@@ -295,7 +305,7 @@ func (h *Hub) HandleBlock(ctx context.Context, b *chain.Block) error {
 	if b.Header.Height < h.led.Height() {
 		return nil // already have it
 	}
-	if err := h.catchUpLocked(ctx, b.Header.Height); err != nil {
+	if err := h.catchUpLocked(ctx, b.Header.Height, false); err != nil {
 		return err
 	}
 	if b.Header.Height != h.led.Height() {

@@ -52,13 +52,14 @@ type Ledger struct {
 	// the index; indexed is the index height once Open returns.
 	idxMu   sync.Mutex
 	indexed atomic.Uint64
-	qMu     sync.Mutex // guards idxq, idxqN, idxDropped and idxWake
+	qMu     sync.Mutex // guards idxq, idxqN, idxDropped, idxWake and idxTaken
 	idxq    []index.BlockInput
 	idxqN   int // entries in idxq
 	// idxDropped: a stored block found the queue full; the indexer reads
 	// it back from the store.
 	idxDropped bool
 	idxWake    chan struct{} // closed and replaced whenever indexed grows
+	idxTaken   chan struct{} // closed and replaced whenever the indexer takes the queue
 	idxSig     chan struct{}
 	idxStop    chan struct{}
 	idxDone    chan struct{}
@@ -95,7 +96,7 @@ func Open(ctx context.Context, c Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory(),
-		idxWake: make(chan struct{}), idxSig: make(chan struct{}, 1), idxStop: make(chan struct{}), idxDone: make(chan struct{})}
+		idxWake: make(chan struct{}), idxTaken: make(chan struct{}), idxSig: make(chan struct{}, 1), idxStop: make(chan struct{}), idxDone: make(chan struct{})}
 	if err := l.recover(ctx); err != nil {
 		close(l.idxDone)
 		l.Close()
@@ -333,6 +334,8 @@ func (l *Ledger) indexQueued(ctx context.Context) error {
 	l.qMu.Lock()
 	q, dropped := l.idxq, l.idxDropped
 	l.idxq, l.idxqN, l.idxDropped = nil, 0, false
+	close(l.idxTaken)
+	l.idxTaken = make(chan struct{})
 	l.qMu.Unlock()
 	next := l.indexed.Load()
 	for len(q) > 0 && q[0].Height < next {
@@ -388,6 +391,27 @@ func (l *Ledger) WaitIndexed(ctx context.Context, h uint64) error {
 		case <-wake:
 		case <-ctx.Done():
 			return fmt.Errorf("wait for index height %d: %w", h, ctx.Err())
+		}
+	}
+}
+
+// WaitIndexQueue waits while the blocks queued for the indexer hold half
+// of what the queue takes. A hub catching up appends blocks faster than
+// it indexes them; waiting here hands the indexer entries already
+// decoded, where a full queue would make it read them back from the store
+// and decode them again, on the core that limits a catch-up.
+func (l *Ledger) WaitIndexQueue(ctx context.Context) error {
+	for {
+		l.qMu.Lock()
+		n, taken := l.idxqN, l.idxTaken
+		l.qMu.Unlock()
+		if n <= maxQueuedEntries/2 {
+			return nil
+		}
+		select {
+		case <-taken:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the indexer: %w", ctx.Err())
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
 	"cissan/internal/event"
+	"cissan/internal/index"
 )
 
 func key(b byte) ed25519.PrivateKey {
@@ -141,5 +142,48 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	defer cancel()
 	if err := l.WaitIndexed(wctx, l.Height()); err != nil {
 		t.Fatalf("index at %d of %d blocks: %v", l.IndexedHeight(), l.Height(), err)
+	}
+}
+
+// WaitIndexQueue returns at once while the indexer's queue is at most half
+// full, and otherwise when the indexer takes the queue; it gives up with
+// its context.
+func TestWaitIndexQueue(t *testing.T) {
+	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
+	maxQueuedEntries = 4
+	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	l := open(t, t.TempDir(), net)
+	ctx := context.Background()
+	if err := l.WaitIndexQueue(ctx); err != nil {
+		t.Fatalf("empty queue: %v", err)
+	}
+	// Fill the queue by hand, as Append does but without waking the
+	// indexer, so that it stays full for the checks below.
+	l.qMu.Lock()
+	l.idxq = append(l.idxq, index.BlockInput{Height: 99})
+	l.idxqN = 3
+	l.qMu.Unlock()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.WaitIndexQueue(cctx); err == nil {
+		t.Fatal("a queue over half full, the context done: no error")
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.WaitIndexQueue(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned %v while the queue is over half full", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Wake the indexer, as Append does: it takes the queue (and, finding
+	// a gap below height 99, reads the store, which holds nothing more).
+	l.idxSig <- struct{}{}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after the queue was taken")
 	}
 }
