@@ -352,7 +352,11 @@ func (s *Service) scanBlock(height int64, blk *wire.MsgBlock) error {
 		}
 	}
 	var txids []chainhash.Hash
-	var found []*wtx
+	type mined struct {
+		w     *wtx
+		index uint32
+	}
+	var found []mined
 	for i, tx := range blk.Transactions {
 		id := tx.TxHash()
 		w := s.st.txs[id]
@@ -369,8 +373,7 @@ func (s *Service) scanBlock(height int64, blk *wire.MsgBlock) error {
 		if w == nil {
 			w = &wtx{id: id, tx: tx, coinbase: i == 0, created: time.Now()}
 		}
-		w.height, w.block, w.index, w.header = height, blk.BlockHash(), uint32(i), bitcoin.HeaderBytes(&blk.Header)
-		found = append(found, w)
+		found = append(found, mined{w, uint32(i)})
 	}
 	if len(found) > 0 {
 		for _, tx := range blk.Transactions {
@@ -378,13 +381,18 @@ func (s *Service) scanBlock(height int64, blk *wire.MsgBlock) error {
 		}
 	}
 	var changed []*wtx
+	blockHash, header := blk.BlockHash(), bitcoin.HeaderBytes(&blk.Header)
+	// A known transaction is read by status under s.mu: its fields change
+	// under the lock too.
 	s.mu.Lock()
-	for _, w := range found {
-		var err error
-		if w.branch, err = bitcoin.MerkleBranch(txids, int(w.index)); err != nil {
+	for _, f := range found {
+		w := f.w
+		branch, err := bitcoin.MerkleBranch(txids, int(f.index))
+		if err != nil {
 			s.mu.Unlock()
 			return err
 		}
+		w.height, w.block, w.index, w.header, w.branch = height, blockHash, f.index, header, branch
 		w.dropped = "" // mined, whatever was thought of it
 		s.st.txs[w.id] = w
 		changed = append(changed, w)
