@@ -24,6 +24,11 @@ func key(b byte) ed25519.PrivateKey {
 
 func pub(b byte) ed25519.PublicKey { return key(b).Public().(ed25519.PublicKey) }
 
+// oneHubNetwork is a network of the master (key 1) and hub-1 (key 2).
+func oneHubNetwork() *chain.Network {
+	return &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+}
+
 func open(t *testing.T, dir string, net *chain.Network) *Ledger {
 	t.Helper()
 	l, err := Open(context.Background(), Config{Dir: dir, Network: net, Limits: event.DefaultLimits(), Log: slog.New(slog.DiscardHandler)})
@@ -38,7 +43,7 @@ func open(t *testing.T, dir string, net *chain.Network) *Ledger {
 // configuration decides its own tags, its hub enrolment counts from the
 // next block, and both come back from the chain when the ledger reopens.
 func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
-	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	net := oneHubNetwork()
 	dir := t.TempDir()
 	l := open(t, dir, net)
 	cfg := analyze.Config{Range: []analyze.RangeRule{{Key: "t", Min: 0, Max: 10}}}
@@ -86,7 +91,7 @@ func TestControlsTakeEffectAndSurviveARestart(t *testing.T) {
 }
 
 func TestNextNetworkRefusesConflicts(t *testing.T) {
-	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	net := oneHubNetwork()
 	for name, c := range map[string]struct {
 		e    chain.Enrolment
 		want string
@@ -115,7 +120,7 @@ func TestNextNetworkRefusesConflicts(t *testing.T) {
 func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
 	maxQueuedEntries = 1
-	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	net := oneHubNetwork()
 	l := open(t, t.TempDir(), net)
 	ctx := context.Background()
 	uid := 0
@@ -151,7 +156,7 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 func TestWaitIndexQueue(t *testing.T) {
 	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
 	maxQueuedEntries = 4
-	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	net := oneHubNetwork()
 	l := open(t, t.TempDir(), net)
 	ctx := context.Background()
 	if err := l.WaitIndexQueue(ctx); err != nil {

@@ -18,7 +18,7 @@ import (
 // for a reader scoped to some namespaces, that would be another
 // namespace's event.
 func TestSearchChecksTheIndexAgainstTheChain(t *testing.T) {
-	net := &chain.Network{ID: chain.NetworkID{1}, MasterKey: pub(1), Quorum: 1, Hubs: []chain.HubInfo{{ID: "hub-1", PublicKey: pub(2)}}}
+	net := oneHubNetwork()
 	dir := t.TempDir()
 	l := open(t, dir, net)
 	ctx := context.Background()
