@@ -338,10 +338,8 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		// a stored block again, and republishValidations can send only
 		// what is stored.
 		if err := h.led.Append(ctx, b, covered.entries, func(batch *store.Batch) error {
-			for _, uid := range covered.uids {
-				if err := batch.DeletePool(uid, 0); err != nil {
-					return err
-				}
+			if err := batch.DeletePools(covered.uids, nil); err != nil {
+				return err
 			}
 			if !member {
 				return nil

@@ -339,10 +339,12 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		HistoryRoot: x.HistoryRoot,
 	}, raws, controls, m.cfg.Key)
 	err = m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
-		for _, p := range take {
-			if err := b.DeletePool(p.uid, p.seq); err != nil {
-				return err
-			}
+		uids, seqs := make([]string, len(take)), make([]uint64, len(take))
+		for i, p := range take {
+			uids[i], seqs[i] = p.uid, p.seq
+		}
+		if err := b.DeletePools(uids, seqs); err != nil {
+			return err
 		}
 		if len(controls) > 0 {
 			if err := b.DeleteMeta(pendingConfigKey); err != nil {

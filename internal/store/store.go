@@ -251,11 +251,7 @@ func (s *Store) LocateAll(uids []string, fn func(i int, loc Located, found bool)
 	if len(uids) == 0 {
 		return nil
 	}
-	order := make([]int, len(uids))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(uids[a], uids[b]) })
+	order := sortedOrder(uids)
 	// Pebble skips the bottom level's filters by default, for reads that
 	// expect to find their key; almost every uid here is new, and most
 	// uid records are in the bottom level.
@@ -484,8 +480,25 @@ func (b *Batch) Close() {
 	}
 }
 
+// sortedOrder returns the indexes of keys in the keys' sorted order.
+func sortedOrder(keys []string) []int {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	return order
+}
+
 // PutBlock writes block h, its entries, its uid records (uids[i] is entry
 // i's) and the new height.
+//
+// It writes the entries, then the uid records in key order. Pebble adds a
+// batch to its memtable in the batch's order, and each insertion starts
+// its search of the skiplist from where the last one ended: alternating
+// between an entry and a uid record made every insertion search the whole
+// list, and sorting halved the time to apply a block's batch
+// (BenchmarkCatchUp1M's profile).
 func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
 	h := blk.Header.Height
 	rec := append(blk.Header.Encode(), blk.Signature...)
@@ -500,6 +513,8 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
 		if err := b.b.Set(key, e, nil); err != nil {
 			return err
 		}
+	}
+	for _, i := range sortedOrder(uids) {
 		key, loc = appendUIDKey(key[:0], uids[i]), appendLocation(loc[:0], h, uint32(i))
 		if err := b.b.Set(key, loc, nil); err != nil {
 			return err
@@ -559,6 +574,29 @@ func (b *Batch) DeletePool(uid string, seq uint64) error {
 		return nil
 	}
 	return b.b.SingleDelete(seqKey(seq), nil)
+}
+
+// DeletePools removes many pool entries as DeletePool does: uids[i]'s
+// sequence number is seqs[i], or 0 if seqs is nil. It writes the deletions
+// in key order, as PutBlock writes uid records.
+func (b *Batch) DeletePools(uids []string, seqs []uint64) error {
+	if seqs != nil && len(seqs) != len(uids) {
+		return fmt.Errorf("delete pool entries: %d uids but %d sequence numbers", len(uids), len(seqs))
+	}
+	for _, i := range sortedOrder(uids) {
+		if err := b.DeletePool(uids[i], 0); err != nil {
+			return err
+		}
+	}
+	for _, seq := range seqs {
+		if seq == 0 {
+			continue
+		}
+		if err := b.b.SingleDelete(seqKey(seq), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutMeta records node metadata.

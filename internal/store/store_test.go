@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,6 +99,45 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := s.Pool("p1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted pool entry still there: %v", err)
+	}
+}
+
+func TestDeletePools(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.NewBatch()
+	for i, uid := range []string{"c", "a", "d", "b"} {
+		if err := b.PutPool(uid, uint64(i+1), []byte(uid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b = s.NewBatch()
+	defer b.Close()
+	if err := b.DeletePools([]string{"d", "c"}, []uint64{3}); err == nil {
+		t.Fatal("DeletePools took two uids with one sequence number")
+	}
+	b = s.NewBatch()
+	if err := b.DeletePools([]string{"d", "c"}, []uint64{3, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var pooled, queued []string
+	if err := s.EachPool(func(uid string, _ []byte) error { pooled = append(pooled, uid); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EachSeq(func(_ uint64, uid string) error { queued = append(queued, uid); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pooled) != "[a b]" || fmt.Sprint(queued) != "[a b]" {
+		t.Fatalf("after deleting c and d: pool %v, arrival order %v; want [a b] both", pooled, queued)
 	}
 }
 
