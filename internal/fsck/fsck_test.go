@@ -327,7 +327,7 @@ func rewrite(t *testing.T, dir, node string, key []byte, change func(v []byte) [
 		t.Fatal(err)
 	}
 	defer st.Close()
-	v, closer, err := st.DB().Get(key)
+	v, closer, err := st.DBFor(key).Get(key)
 	if err != nil {
 		t.Fatalf("%s: get %q: %v", node, key, err)
 	}
@@ -337,7 +337,7 @@ func rewrite(t *testing.T, dir, node string, key []byte, change func(v []byte) [
 	if bytes.Equal(old, nv) {
 		t.Fatalf("%s: tamper of %q changed nothing", node, key)
 	}
-	if err := st.DB().Set(key, nv, pebble.Sync); err != nil {
+	if err := st.DBFor(key).Set(key, nv, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -768,7 +768,7 @@ func TestCheckAccountsForEveryRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		if err := st.DB().Set(key, val, pebble.Sync); err != nil {
+		if err := st.DBFor(key).Set(key, val, pebble.Sync); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -783,6 +783,9 @@ func TestCheckAccountsForEveryRecord(t *testing.T) {
 		{"pool record without arrival order", "master", []byte("pghost"), []byte{1}, `"ghost" has no arrival-order record`},
 		{"unknown metadata", "hub-2", []byte("mevil"), []byte{1}, `unknown metadata "evil"`},
 		{"unknown key", "hub-2", []byte("zz"), []byte{1}, "unknown record key"},
+		// Entries have a database of their own (see package store).
+		{"entry above the chain", "hub-2", entryKey(f.top+5, 0), []byte("x"), "beyond the chain"},
+		{"malformed entry key", "master", []byte("ezz"), []byte("x"), "malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,11 +1,24 @@
-// Package store keeps a node's chain and pool in one Pebble database, so
-// that storing a block and retiring the pool entries it covers is a single
-// atomic, synced write.
+// Package store keeps a node's chain and pool in Pebble.
+//
+// Entries live in a Pebble database of their own (the directory
+// "entries" inside the store's), everything else in the store's main
+// database. Entries are written once, in chain order, and never change:
+// alone in their database, each flushed table holds a key range above
+// every other, and Pebble moves it down the levels without rewriting it.
+// Beside the uid records and pool records, whose keys are random, the same
+// tables were rewritten at every level, which was most of the store's
+// compaction work.
+//
+// Storing a block writes its entries (synced) before the rest (synced
+// too): the main database's height record says which blocks are stored,
+// and Open deletes any entries above it, which a crash between the two
+// writes leaves behind. A store created before entries had a database of
+// their own keeps all its records in the main one.
 //
 // Key layout (all integers big-endian):
 //
 //	"b" height                -> header (182 bytes) || master signature (64)
-//	"e" height idx(u32)       -> entry bytes
+//	"e" height idx(u32)       -> entry bytes (in the entries' database)
 //	"c" height idx(u32)       -> control record bytes
 //	"u" uid                   -> uvarint height || uvarint idx
 //	                             (before: height || idx(u32) || content hash (32))
@@ -24,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -37,9 +51,12 @@ import (
 // ErrNotFound is returned for a block, entry or key that is not stored.
 var ErrNotFound = errors.New("not found")
 
-// Store is a node's Pebble database.
+// Store holds a node's Pebble databases.
 type Store struct {
-	db       *pebble.DB
+	db *pebble.DB
+	// entries holds the "e" records; it is db itself in a store created
+	// before entries had a database of their own.
+	entries  *pebble.DB
 	readOnly bool
 }
 
@@ -47,7 +64,13 @@ type Store struct {
 type Options struct {
 	FS       vfs.FS // nil means the real filesystem
 	ReadOnly bool   // for verifiers: refuse every write
+
+	oneDatabase bool // for tests: create a store as before entries had a database of their own
 }
+
+// entriesDir is the directory of the entries' database, inside the
+// store's directory.
+const entriesDir = "entries"
 
 // Open opens or creates the database in dir.
 func Open(dir string, o Options) (*Store, error) {
@@ -83,7 +106,88 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &Store{db: db, readOnly: o.ReadOnly}, nil
+	s := &Store{db: db, entries: db, readOnly: o.ReadOnly}
+	if err := s.openEntries(dir, o, c); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// openEntries opens the entries' database, creating it unless the store
+// keeps its entries in the main database, and deletes entries above the
+// stored height.
+func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	path := fs.PathJoin(dir, entriesDir)
+	if _, err := fs.Stat(path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		// A store with entries in its main database keeps them there;
+		// so does a read-only open, which must not create anything.
+		legacy, err := s.hasKey([]byte{'e'}, []byte{'e' + 1})
+		if err != nil || legacy || o.oneDatabase || o.ReadOnly {
+			return err
+		}
+	}
+	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
+	// Every entry read names an entry that is stored: bloom filters would
+	// only cost their building. The entries of a block of 10,000 events,
+	// about 2.5 MB, reach half of Pebble's default 4 MiB memtable, so
+	// Pebble writes them to a table whole rather than through the
+	// memtable's skiplist.
+	e, err := pebble.Open(path, opts)
+	if err != nil {
+		return fmt.Errorf("entries: %w", err)
+	}
+	s.entries = e
+	if o.ReadOnly {
+		return nil
+	}
+	if err := s.dropEntriesAboveHeight(); err != nil {
+		return errors.Join(err, e.Close())
+	}
+	return nil
+}
+
+// dropEntriesAboveHeight deletes the entries of blocks the main database
+// does not hold: what a crash left between a block's two writes.
+func (s *Store) dropEntriesAboveHeight() error {
+	h, err := s.Height()
+	if err != nil {
+		return err
+	}
+	lo, hi := binary.BigEndian.AppendUint64([]byte{'e'}, h), []byte{'e' + 1}
+	left, err := s.hasKey(lo, hi)
+	if err != nil || !left {
+		return err
+	}
+	if err := s.entries.DeleteRange(lo, hi, pebble.Sync); err != nil {
+		return fmt.Errorf("delete entries above height %d: %w", h, err)
+	}
+	return nil
+}
+
+// hasKey reports whether the database holding lo has a key in [lo, hi).
+func (s *Store) hasKey(lo, hi []byte) (bool, error) {
+	it, err := s.dbFor(lo).NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return false, err
+	}
+	found := it.First()
+	return found, errors.Join(it.Error(), it.Close())
+}
+
+// dbFor returns the database that holds key.
+func (s *Store) dbFor(key []byte) *pebble.DB {
+	if len(key) > 0 && key[0] == 'e' {
+		return s.entries
+	}
+	return s.db
 }
 
 // comparer is Pebble's default byte order under the same name, so stores
@@ -103,20 +207,31 @@ const cacheBytes = 64 << 20
 // while one is flushed.
 const memTableBytes = 16 << 20
 
-// Close flushes the memtables to tables and closes the database. The
+// Close flushes the memtables to tables and closes the databases. The
 // flush costs a moment at shutdown; the next open then has no log to
 // replay, and the directory holds only what the store keeps.
 func (s *Store) Close() error {
-	if !s.readOnly {
-		if err := s.db.Flush(); err != nil {
-			return errors.Join(fmt.Errorf("flush store: %w", err), s.db.Close())
-		}
+	dbs := []*pebble.DB{s.db}
+	if s.entries != s.db {
+		dbs = append(dbs, s.entries)
 	}
-	return s.db.Close()
+	var errs []error
+	for _, db := range dbs {
+		if !s.readOnly {
+			if err := db.Flush(); err != nil {
+				errs = append(errs, fmt.Errorf("flush store: %w", err))
+			}
+		}
+		errs = append(errs, db.Close())
+	}
+	return errors.Join(errs...)
 }
 
-// DB exposes the database to the verifier and to tamper tests.
+// DB exposes the main database to tamper tests.
 func (s *Store) DB() *pebble.DB { return s.db }
+
+// DBFor exposes the database that holds key to tamper tests.
+func (s *Store) DBFor(key []byte) *pebble.DB { return s.dbFor(key) }
 
 type quietLogger struct{}
 
@@ -165,7 +280,7 @@ func prefixEnd(p []byte) []byte {
 }
 
 func (s *Store) get(key []byte) ([]byte, error) {
-	v, closer, err := s.db.Get(key)
+	v, closer, err := s.dbFor(key).Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -378,7 +493,7 @@ func (s *Store) Block(h uint64) (*chain.Block, error) {
 	}
 	b := &chain.Block{Header: *hdr, Signature: sig, Entries: make([][]byte, 0, hdr.EntryCount)}
 	lo, hi := binary.BigEndian.AppendUint64([]byte{'e'}, h), binary.BigEndian.AppendUint64([]byte{'e'}, h+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := s.entries.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +550,9 @@ func (s *Store) BlockHashes(n uint64) ([]chain.Hash, error) {
 type Batch struct {
 	s *Store
 	b *pebble.Batch
+	// e holds the entries of a block batch, if the store keeps them in a
+	// database of their own (see the package doc); otherwise nil.
+	e *pebble.Batch
 }
 
 // NewBatch starts an atomic write.
@@ -444,14 +562,17 @@ func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 // up front: a block's batch is megabytes, and grown by doubling from a
 // kilobyte it was allocated twice over.
 func (s *Store) NewBlockBatch(blk *chain.Block) *Batch {
-	n := 4 << 10
+	n, ne := 4<<10, 0
 	for _, e := range blk.Entries {
-		n += len(e) + blockRecordOverhead
+		ne += len(e) + blockRecordOverhead
 	}
 	for _, c := range blk.Controls {
 		n += len(c) + blockRecordOverhead
 	}
-	return &Batch{s: s, b: s.db.NewBatchWithSize(n)}
+	if s.entries == s.db {
+		return &Batch{s: s, b: s.db.NewBatchWithSize(n + ne)}
+	}
+	return &Batch{s: s, b: s.db.NewBatchWithSize(n + len(blk.Entries)*blockRecordOverhead), e: s.entries.NewBatchWithSize(ne)}
 }
 
 // blockRecordOverhead is about what PutBlock writes per entry besides its
@@ -459,21 +580,34 @@ func (s *Store) NewBlockBatch(blk *chain.Block) *Batch {
 // far shorter) and the batch's framing of both.
 const blockRecordOverhead = 128
 
-// Commit applies the batch and syncs it to disk before returning.
+// Commit applies the batch and syncs it to disk before returning. A
+// block's entries are synced first: the rest names the block stored.
 func (b *Batch) Commit() error {
+	if b.e != nil && !b.e.Empty() {
+		if err := b.e.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("commit entries: %w", err)
+		}
+	}
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	// Closing returns the pebble batch to a pool that other goroutines
+	// Closing returns the pebble batches to a pool that other goroutines
 	// draw from: it must happen once only, so the deferred Close that
-	// callers pair with NewBatch must not close it again.
-	pb := b.b
-	b.b = nil
+	// callers pair with NewBatch must not close them again.
+	pb, pe := b.b, b.e
+	b.b, b.e = nil, nil
+	if pe != nil {
+		_ = pe.Close()
+	}
 	return pb.Close()
 }
 
 // Close discards an uncommitted batch; after Commit it does nothing.
 func (b *Batch) Close() {
+	if b.e != nil {
+		_ = b.e.Close()
+		b.e = nil
+	}
 	if b.b != nil {
 		_ = b.b.Close()
 		b.b = nil
@@ -508,9 +642,16 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
 	// The batch copies keys and values, so one scratch buffer serves
 	// every entry.
 	var key, loc []byte
+	eb := b.b
+	if b.s.entries != b.s.db {
+		if b.e == nil {
+			b.e = b.s.entries.NewBatch()
+		}
+		eb = b.e
+	}
 	for i, e := range blk.Entries {
 		key = appendEntryKey(key[:0], h, uint32(i))
-		if err := b.b.Set(key, e, nil); err != nil {
+		if err := eb.Set(key, e, nil); err != nil {
 			return err
 		}
 	}
@@ -626,9 +767,14 @@ func (s *Store) each(prefix []byte, fn func(k, v []byte) error) error {
 	return s.eachRange(prefix, prefixEnd(prefix), fn)
 }
 
-// eachRange calls fn for every key in [lo, hi).
+// eachRange calls fn for every key in [lo, hi), which must not span
+// databases (see dbFor) unless the store has one.
 func (s *Store) eachRange(lo, hi []byte, fn func(k, v []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	return eachIn(s.dbFor(lo), lo, hi, fn)
+}
+
+func eachIn(db *pebble.DB, lo, hi []byte, fn func(k, v []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
@@ -644,7 +790,16 @@ func (s *Store) eachRange(lo, hi []byte, fn func(k, v []byte) error) error {
 // EachRecord calls fn for every key and value in the store, in key order,
 // for verifiers that must account for every record.
 func (s *Store) EachRecord(fn func(k, v []byte) error) error {
-	return s.eachRange(nil, nil, fn)
+	if s.entries == s.db {
+		return eachIn(s.db, nil, nil, fn)
+	}
+	if err := eachIn(s.db, nil, []byte{'e'}, fn); err != nil {
+		return err
+	}
+	if err := eachIn(s.entries, nil, nil, fn); err != nil {
+		return err
+	}
+	return eachIn(s.db, []byte{'e'}, nil, fn)
 }
 
 // EachControl calls fn for every stored control record in chain order.
