@@ -168,3 +168,22 @@ func TestOpenDropsEntriesAboveHeight(t *testing.T) {
 		t.Fatalf("Entry(2, 1) = %q, %v", e, err)
 	}
 }
+
+// TestBlockEntriesDoNotShareCapacity: Block copies entries into shared
+// buffers; appending to one entry must not write over the next.
+func TestBlockEntriesDoNotShareCapacity(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	putBlocks(t, s, 0, 1)
+	blk, err := s.Block(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(blk.Entries[0], "overwrite"...)
+	if string(blk.Entries[1]) != "entry 0.1" {
+		t.Fatalf("entry 1 is %q after appending to entry 0", blk.Entries[1])
+	}
+}

@@ -498,11 +498,20 @@ func (s *Store) Block(h uint64) (*chain.Block, error) {
 		return nil, err
 	}
 	defer it.Close()
+	// The entries are copied into a few large buffers rather than one
+	// allocation each: a block holds tens of thousands.
+	var buf []byte
 	for it.First(); it.Valid(); it.Next() {
 		if want := uint32(len(b.Entries)); binary.BigEndian.Uint32(it.Key()[9:]) != want {
 			return nil, fmt.Errorf("block %d: entry %d missing", h, want)
 		}
-		b.Entries = append(b.Entries, bytes.Clone(it.Value()))
+		v := it.Value()
+		if len(buf)+len(v) > cap(buf) {
+			buf = make([]byte, 0, max(entryBufBytes, len(v)))
+		}
+		n := len(buf)
+		buf = append(buf, v...)
+		b.Entries = append(b.Entries, buf[n:len(buf):len(buf)])
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("block %d entries: %w", h, err)
@@ -517,6 +526,9 @@ func (s *Store) Block(h uint64) (*chain.Block, error) {
 	}
 	return b, nil
 }
+
+// entryBufBytes is the size of the buffers Block copies entries into.
+const entryBufBytes = 1 << 20
 
 // BlockHashes returns the hashes of blocks 0..n-1, for history roots.
 func (s *Store) BlockHashes(n uint64) ([]chain.Hash, error) {

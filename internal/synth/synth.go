@@ -65,8 +65,8 @@ type Options struct {
 }
 
 // storeFormat counts changes to what a stored chain holds; 2 added the
-// chunk roots of big blocks.
-const storeFormat = 2
+// chunk roots of big blocks, 3 moved entries to a database of their own.
+const storeFormat = 3
 
 func (o *Options) defaults() {
 	if o.PerBlock <= 0 {
