@@ -467,16 +467,28 @@ func (l *Ledger) ContentAt(loc store.Located) (chain.Hash, error) {
 	return event.ContentHash(&en.Event), nil
 }
 
-// Blocks returns up to max stored blocks from height from on.
+// blocksBytes is about the most entry bytes Blocks returns at once.
+var blocksBytes = 8 << 20 // a variable for tests
+
+// Blocks returns up to max stored blocks from height from on, and stops
+// early after the block that brings their entries to blocksBytes: a hub
+// catching up asks again from where they end. Blocks of 10,000 events are
+// megabytes each. Sixty-four of them were read and held for one fetch,
+// which the RabbitMQ bus then cut to what fits its 8 MiB reply, and the
+// fetch stalled a hub's indexer behind it for most of a second.
 func (l *Ledger) Blocks(from uint64, max int) ([]*chain.Block, error) {
 	top := l.Height()
 	var out []*chain.Block
-	for h := from; h < top && len(out) < max; h++ {
+	size := 0
+	for h := from; h < top && len(out) < max && size < blocksBytes; h++ {
 		b, err := l.st.Block(h)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, b)
+		for _, e := range b.Entries {
+			size += len(e)
+		}
 	}
 	return out, nil
 }

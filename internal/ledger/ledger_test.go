@@ -123,30 +123,67 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	net := oneHubNetwork()
 	l := open(t, t.TempDir(), net)
 	ctx := context.Background()
-	uid := 0
-	appendBlock := func(n int) {
-		entries := make([]*event.Entry, n)
-		raws := make([][]byte, n)
-		for i := range entries {
-			uid++
-			entries[i] = &event.Entry{HubID: "hub-1", ReceivedMs: 1, Event: event.Event{UID: fmt.Sprint("e", uid), Timestamp: 1, Namespace: "a/b", DeviceUID: "d",
-				Items: []event.Item{{Key: "t", Value: event.Value{Kind: event.KindNumber, Num: float64(uid)}}}}}
-			raws[i] = entries[i].Encode()
-		}
-		x := l.Expect()
-		blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot}, raws, nil, key(1))
-		if err := l.Append(ctx, blk, entries, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendBlock(5000)
+	appendBlock(t, l, 5000)
 	for range 5 {
-		appendBlock(1)
+		appendBlock(t, l, 1)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := l.WaitIndexed(wctx, l.Height()); err != nil {
 		t.Fatalf("index at %d of %d blocks: %v", l.IndexedHeight(), l.Height(), err)
+	}
+}
+
+// appendBlock appends a block of n events with uids new to l.
+func appendBlock(t *testing.T, l *Ledger, n int) *chain.Block {
+	t.Helper()
+	entries := make([]*event.Entry, n)
+	raws := make([][]byte, n)
+	x := l.Expect()
+	for i := range entries {
+		uid := fmt.Sprint("e", x.Height, ".", i)
+		entries[i] = &event.Entry{HubID: "hub-1", ReceivedMs: 1, Event: event.Event{UID: uid, Timestamp: 1, Namespace: "a/b", DeviceUID: "d",
+			Items: []event.Item{{Key: "t", Value: event.Value{Kind: event.KindNumber, Num: float64(i)}}}}}
+		raws[i] = entries[i].Encode()
+	}
+	blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, HistoryRoot: x.HistoryRoot}, raws, nil, key(1))
+	if err := l.Append(context.Background(), blk, entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	return blk
+}
+
+// TestBlocksStopAfterAboutBlocksBytes: a fetch returns the blocks up to
+// the one whose entries pass blocksBytes, and at least one block.
+func TestBlocksStopAfterAboutBlocksBytes(t *testing.T) {
+	l := open(t, t.TempDir(), oneHubNetwork())
+	var sizes []int
+	for range 5 {
+		n := 0
+		for _, e := range appendBlock(t, l, 10).Entries {
+			n += len(e)
+		}
+		sizes = append(sizes, n)
+	}
+	defer func(n int) { blocksBytes = n }(blocksBytes)
+	blocksBytes = sizes[0] + sizes[1] + 1 // passed by the third block
+	for _, c := range []struct {
+		from         uint64
+		max, heights int
+	}{{0, 64, 3}, {3, 64, 2}, {0, 2, 2}, {4, 64, 1}, {5, 64, 0}} {
+		blks, err := l.Blocks(c.from, c.max)
+		if err != nil || len(blks) != c.heights {
+			t.Fatalf("Blocks(%d, %d) = %d blocks, %v; want %d", c.from, c.max, len(blks), err, c.heights)
+		}
+		for i, b := range blks {
+			if b.Header.Height != c.from+uint64(i) {
+				t.Fatalf("Blocks(%d, %d): block %d is height %d", c.from, c.max, i, b.Header.Height)
+			}
+		}
+	}
+	blocksBytes = 1
+	if blks, err := l.Blocks(0, 64); err != nil || len(blks) != 1 {
+		t.Fatalf("a budget below one block: %d blocks, %v; want 1", len(blks), err)
 	}
 }
 
