@@ -97,7 +97,7 @@ func testBlocks(first int, sizes ...int) []BlockInput {
 
 // fixtureSizes include an empty block and blocks larger than the insert
 // batches, so both the full and the remainder statements run.
-var fixtureSizes = []int{3, 0, 7, 260, 40, 1}
+var fixtureSizes = []int{3, 0, 7, 2100, 40, 1}
 
 func openTest(t *testing.T) *Index {
 	t.Helper()
@@ -316,6 +316,7 @@ func searchAll(t *testing.T, x *Index, q Query) []Ref {
 		if limit == 0 {
 			limit = DefaultLimit
 		}
+		limit = min(limit, MaxLimit)
 		if len(rows) > limit {
 			t.Fatalf("page of %d rows, limit %d", len(rows), limit)
 		}
@@ -391,8 +392,8 @@ func TestSearch(t *testing.T) {
 		if len(want) < tt.min {
 			t.Fatalf("%s: fixture selects %d rows, test wants at least %d", tt.name, len(want), tt.min)
 		}
-		// The default page, one page of everything (MaxLimit+1 is clamped),
-		// and pages small enough that there are about eight of them.
+		// The default page, the largest (MaxLimit+1 is clamped), and pages
+		// small enough that there are about eight of them.
 		for _, limit := range []int{0, MaxLimit + 1, max(1, len(want)/8)} {
 			t.Run(fmt.Sprintf("%s/limit=%d", tt.name, limit), func(t *testing.T) {
 				q := tt.q
@@ -414,6 +415,33 @@ func refsOf(rows []Row) []Ref {
 		refs[i] = refOf(r)
 	}
 	return refs
+}
+
+// TestExactFiltersDoNotConfuseValues: device, namespace and key filters
+// match the exact value, whatever bytes it holds: the tokenizer must not
+// split or fold the tokens appendTerm writes.
+func TestExactFiltersDoNotConfuseValues(t *testing.T) {
+	values := []string{"a-b", "az2db", "A", "a", "z", "z7a", "Z", "dev 1", "dev", "1", "été", "x/y", "xz2fy"}
+	x := openTest(t)
+	b := BlockInput{Height: 0, MintTimeMs: 1}
+	for i, v := range values {
+		en := testEntry(i)
+		en.Event.DeviceUID, en.Event.Namespace = v, "ns/"+v
+		en.Event.Items[0].Key = v
+		b.Entries = append(b.Entries, en)
+		b.Raw = append(b.Raw, en.Encode())
+	}
+	if err := x.AddBlocks(context.Background(), []BlockInput{b}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		for _, q := range []Query{{DeviceUID: v}, {Namespace: "ns/" + v}, {Key: v}} {
+			refs := searchAll(t, x, q)
+			if len(refs) != 1 || refs[0].Index != uint32(i) {
+				t.Errorf("%+v matches %v, want entry %d alone", q, refs, i)
+			}
+		}
+	}
 }
 
 func TestSearchOddText(t *testing.T) {
