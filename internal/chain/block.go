@@ -25,16 +25,16 @@ type Block struct {
 	Entries   [][]byte
 	Controls  [][]byte
 
-	// chunkRoots are the roots of Entries' chunks as Seal computed them;
-	// see ChunkRoots. Never written after Seal: nodes in one process share
-	// a block.
+	// chunkRoots are the roots of Entries' chunks as Seal or Checked
+	// computed them; see ChunkRoots. Never written to a block once made:
+	// nodes in one process share a block.
 	chunkRoots []Hash
 }
 
 // ChunkRoots returns the roots of the block's chunks of ChunkSize entries,
-// or nil for a block of ChunkSize entries or fewer. A block from Seal
-// keeps the roots computed on the way to entries_root, so that the master
-// storing the block it mints does not hash its entries once more.
+// or nil for a block of ChunkSize entries or fewer. A block from Seal or
+// Checked keeps the roots computed on the way to entries_root, so that
+// the node storing it does not hash its entries once more.
 func (b *Block) ChunkRoots() []Hash {
 	if len(b.Entries) <= ChunkSize {
 		return nil
@@ -117,37 +117,47 @@ func hubAt(hubs []HubInfo, id string, h uint64) bool {
 // entries_root, and that every entry decodes and is valid. It returns the
 // decoded entries.
 func (b *Block) Check(x Expect) ([]*event.Entry, error) {
+	_, entries, err := b.Checked(x)
+	return entries, err
+}
+
+// Checked runs Check and also returns a copy of b that keeps the chunk
+// roots the check computed, so that storing the copy does not hash every
+// entry again (a tenth of a hub's work on a block). b is not changed:
+// nodes in one process share it.
+func (b *Block) Checked(x Expect) (*Block, []*event.Entry, error) {
 	h := &b.Header
 	if h.Network != x.Network {
-		return nil, invalidf("block %d: network %s, want %s", h.Height, h.Network, x.Network)
+		return nil, nil, invalidf("block %d: network %s, want %s", h.Height, h.Network, x.Network)
 	}
 	if h.Height != x.Height {
-		return nil, invalidf("block height %d, want %d", h.Height, x.Height)
+		return nil, nil, invalidf("block height %d, want %d", h.Height, x.Height)
 	}
 	if h.Prev != x.Prev {
-		return nil, invalidf("block %d: prev_hash %x does not link to the previous block (%x)", h.Height, h.Prev, x.Prev)
+		return nil, nil, invalidf("block %d: prev_hash %x does not link to the previous block (%x)", h.Height, h.Prev, x.Prev)
 	}
 	if h.HistoryRoot != x.HistoryRoot {
-		return nil, invalidf("block %d: history_root %x, want %x", h.Height, h.HistoryRoot, x.HistoryRoot)
+		return nil, nil, invalidf("block %d: history_root %x, want %x", h.Height, h.HistoryRoot, x.HistoryRoot)
 	}
 	if len(x.MasterKey) != ed25519.PublicKeySize { // ed25519.Verify would panic
-		return nil, invalidf("block %d: master key is %d bytes, want %d", h.Height, len(x.MasterKey), ed25519.PublicKeySize)
+		return nil, nil, invalidf("block %d: master key is %d bytes, want %d", h.Height, len(x.MasterKey), ed25519.PublicKeySize)
 	}
 	if !ed25519.Verify(x.MasterKey, BlockMessage(h.Hash()), b.Signature) {
-		return nil, invalidf("block %d: master signature does not verify", h.Height)
+		return nil, nil, invalidf("block %d: master signature does not verify", h.Height)
 	}
 	if h.EntryCount != uint64(len(b.Entries)) {
-		return nil, invalidf("block %d: entry_count %d but %d entries", h.Height, h.EntryCount, len(b.Entries))
+		return nil, nil, invalidf("block %d: entry_count %d but %d entries", h.Height, h.EntryCount, len(b.Entries))
 	}
-	if root, _ := entriesRoot(b.Entries); root != h.EntriesRoot {
-		return nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
+	root, chunks := entriesRoot(b.Entries)
+	if root != h.EntriesRoot {
+		return nil, nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
 	}
 	if root := ControlRoot(b.Controls); root != h.ControlRoot {
-		return nil, invalidf("block %d: control_root %x, control records hash to %x", h.Height, h.ControlRoot, root)
+		return nil, nil, invalidf("block %d: control_root %x, control records hash to %x", h.Height, h.ControlRoot, root)
 	}
 	for i, c := range b.Controls {
 		if _, err := DecodeControl(c); err != nil {
-			return nil, invalidf("block %d control record %d: %v", h.Height, i, err)
+			return nil, nil, invalidf("block %d control record %d: %v", h.Height, i, err)
 		}
 	}
 	entries := make([]*event.Entry, len(b.Entries))
@@ -155,18 +165,20 @@ func (b *Block) Check(x Expect) ([]*event.Entry, error) {
 	for i, raw := range b.Entries {
 		en, err := event.DecodeEntry(raw, x.Limits)
 		if err != nil {
-			return nil, fmt.Errorf("%w: block %d entry %d: %w", ErrInvalid, h.Height, i, err)
+			return nil, nil, fmt.Errorf("%w: block %d entry %d: %w", ErrInvalid, h.Height, i, err)
 		}
 		if !hubAt(x.Hubs, en.HubID, h.Height) {
-			return nil, invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", h.Height, i, en.HubID)
+			return nil, nil, invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", h.Height, i, en.HubID)
 		}
 		if seen[en.Event.UID] {
-			return nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)
+			return nil, nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)
 		}
 		seen[en.Event.UID] = true
 		entries[i] = en
 	}
-	return entries, nil
+	checked := *b
+	checked.chunkRoots = chunks
+	return &checked, entries, nil
 }
 
 // BatchMessage is what a hub signs for a batch of submissions: the network,

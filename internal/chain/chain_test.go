@@ -7,9 +7,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -592,5 +594,35 @@ func BenchmarkVerifyInclusion10k(b *testing.B) {
 		if err := VerifyInclusion(4321, 10000, leaves[4321], path, root); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCheckedKeepsChunkRoots: Checked returns a copy of a block as it
+// arrives (no chunk roots kept) that holds the roots Seal computed, and
+// leaves the block itself alone.
+func TestCheckedKeepsChunkRoots(t *testing.T) {
+	c := newTestChain(t)
+	entries := make([][]byte, 2*ChunkSize+5)
+	for i := range entries {
+		entries[i] = entryBytes(t, fmt.Sprint("u", i))
+	}
+	h := Header{Network: c.net, Height: 0, MintTimeMs: 1696248401000, HistoryRoot: c.expect(0).HistoryRoot}
+	sealed := Seal(h, entries, nil, c.master)
+	arrived := &Block{Header: sealed.Header, Signature: sealed.Signature, Entries: sealed.Entries}
+	checked, got, err := arrived.Checked(c.expect(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries decoded, want %d", len(got), len(entries))
+	}
+	if arrived.chunkRoots != nil {
+		t.Fatal("Checked changed the block it checked")
+	}
+	if len(checked.chunkRoots) != 3 || !slices.Equal(checked.chunkRoots, sealed.chunkRoots) || !slices.Equal(checked.ChunkRoots(), arrived.ChunkRoots()) {
+		t.Fatalf("checked copy keeps chunk roots %x, want %x", checked.chunkRoots, sealed.chunkRoots)
+	}
+	if checked.Header != arrived.Header || len(checked.Entries) != len(arrived.Entries) {
+		t.Fatal("the checked copy differs from the block")
 	}
 }

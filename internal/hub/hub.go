@@ -337,7 +337,7 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		// cannot leave a stored block without it: the hub never validates
 		// a stored block again, and republishValidations can send only
 		// what is stored.
-		if err := h.led.Append(ctx, b, covered.entries, func(batch *store.Batch) error {
+		if err := h.led.Append(ctx, covered.block, covered.entries, func(batch *store.Batch) error {
 			if err := batch.DeletePools(covered.uids, nil); err != nil {
 				return err
 			}
@@ -395,6 +395,7 @@ func (h *Hub) recordEarly(height uint64) {
 }
 
 type coverage struct {
+	block     *chain.Block // the block as checked; see chain.Block.Checked
 	entries   []*event.Entry
 	uids      []string // pool entries the block covers
 	conflicts []string // pool entries whose uid the block logs with other content
@@ -404,7 +405,7 @@ type coverage struct {
 // integrity (chain.Block.Check), the analyzers' tags, and that every entry
 // naming this hub is exactly what this hub submitted.
 func (h *Hub) validate(b *chain.Block) (*coverage, error) {
-	entries, err := b.Check(h.led.Expect())
+	checked, entries, err := b.Checked(h.led.Expect())
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +439,7 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check earlier blocks: %w", err)
 	}
-	cov := &coverage{entries: entries}
+	cov := &coverage{block: checked, entries: entries}
 	var sub []byte
 	h.mu.Lock()
 	defer h.mu.Unlock()
