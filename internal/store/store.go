@@ -136,10 +136,16 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 	}
 	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
 	// Every entry read names an entry that is stored: bloom filters would
-	// only cost their building. The entries of a block of 10,000 events,
-	// about 2.5 MB, reach half of Pebble's default 4 MiB memtable, so
-	// Pebble writes them to a table whole rather than through the
-	// memtable's skiplist.
+	// only cost their building. Tables here are moved down the levels and
+	// never merged, so they keep the size they are flushed at. With
+	// Pebble's default 4 MiB memtable, a block's entries (2.5 MB for
+	// 10,000 events) were over half of it and went to a table of their
+	// own: at 8,000 events a second, 594 tables in ten minutes. A 16 MiB
+	// memtable takes blocks of up to 8 MB and is flushed whole (Pebble
+	// cuts flushed tables at the first level's target size, 2 MiB by
+	// default, hence the larger target).
+	opts.MemTableSize = entriesMemTableBytes
+	opts.Levels = []pebble.LevelOptions{{TargetFileSize: 2 * entriesMemTableBytes}}
 	e, err := pebble.Open(path, opts)
 	if err != nil {
 		return fmt.Errorf("entries: %w", err)
@@ -200,12 +206,20 @@ var comparer = func() pebble.Comparer {
 	return c
 }()
 
-// cacheBytes is the memory a store may use for its block cache.
-const cacheBytes = 64 << 20
+// cacheBytes is the memory a store may use for its block cache and its
+// memtables: Pebble counts each memtable against the cache it is given,
+// so that with two memtables of 16 MiB (one per database) this leaves
+// about 64 MiB for blocks. At 64 MiB in all, two 32 MiB memtables left
+// nothing, and a catch-up's uid lookups read every block from the files:
+// half the speed.
+const cacheBytes = 96 << 20
 
 // memTableBytes is the size of a store's memtable; Pebble keeps up to two
 // while one is flushed.
 const memTableBytes = 16 << 20
+
+// entriesMemTableBytes is the size of the entries' database's memtable.
+const entriesMemTableBytes = 16 << 20
 
 // Close flushes the memtables to tables and closes the databases. The
 // flush costs a moment at shutdown; the next open then has no log to
