@@ -64,8 +64,9 @@ func (a *remoteAPI) get(ctx context.Context, path string, out any) error {
 }
 
 type remoteStatus struct {
-	Height      uint64 `json:"height"`
-	FinalHeight uint64 `json:"final_height"`
+	Height        uint64 `json:"height"`
+	FinalHeight   uint64 `json:"final_height"`
+	IndexedHeight uint64 `json:"indexed_height"`
 }
 
 // deviceEvents lists every event the chain's index holds for a device:
@@ -168,8 +169,11 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		byDevice[devs[s.dev].UID] = true
 	}
 
-	// Wait until the chain is final up to its head, then read every
-	// device's events back; repeat while some are missing.
+	// Wait until the chain is final and indexed up to its head (search
+	// trails finality), then read every device's events back; repeat while
+	// some are missing. A pass over millions of events takes minutes: one
+	// that started before the index had the last block reported its
+	// events lost.
 	deadline := time.Now().Add(2*time.Minute + 20*c.BlockInterval)
 	var found map[string][]uint64
 	var lastFinal time.Time
@@ -177,7 +181,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		mu.Lock()
 		s := status
 		mu.Unlock()
-		if s.Height > st0.Height && s.FinalHeight == s.Height {
+		if s.Height > st0.Height && s.FinalHeight == s.Height && s.IndexedHeight == s.Height {
 			found = map[string][]uint64{}
 			for dev := range byDevice {
 				evs, err := api.deviceEvents(ctx, dev)
