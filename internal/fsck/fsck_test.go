@@ -354,10 +354,11 @@ func flip(off int) func([]byte) []byte {
 	}
 }
 
-// execSQL runs statements on node's index.
-func execSQL(t *testing.T, dir, node string, stmts ...string) {
+// execSQL runs statements on the file of node's index that holds block
+// height.
+func execSQL(t *testing.T, dir, node string, height uint64, stmts ...string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+ledger.IndexPath(filepath.Join(dir, node))+"?_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+index.FileFor(ledger.IndexPath(filepath.Join(dir, node)), height)+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,21 +527,21 @@ func TestCheckNamesEachTamper(t *testing.T) {
 		{
 			name: "index ts",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("UPDATE events SET ts = ts + 1 WHERE id = %d", rowID(h, i)))
+				execSQL(t, dir, "master", h, fmt.Sprintf("UPDATE events SET ts = ts + 1 WHERE id = %d", rowID(h, i)))
 			},
 			want: []string{fmt.Sprintf("master: index: block %d entry %d (uid %q): timestamp", h, i, uid)},
 		},
 		{
 			name: "index row deleted",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("DELETE FROM events WHERE id = %d", rowID(h, i)))
+				execSQL(t, dir, "master", h, fmt.Sprintf("DELETE FROM events WHERE id = %d", rowID(h, i)))
 			},
 			want: []string{fmt.Sprintf("master: index: block %d entry %d (uid %q): row missing", h, i, uid)},
 		},
 		{
 			name: "index row inserted in a block",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("INSERT INTO events (id, ts) SELECT %d, ts FROM events WHERE id = %d",
+				execSQL(t, dir, "master", h, fmt.Sprintf("INSERT INTO events (id, ts) SELECT %d, ts FROM events WHERE id = %d",
 					rowID(h, fx.count+3), rowID(h, i)))
 			},
 			want: []string{fmt.Sprintf("master: index: block %d entry %d: row has no entry in the chain", h, fx.count+3)},
@@ -548,7 +549,7 @@ func TestCheckNamesEachTamper(t *testing.T) {
 		{
 			name: "index row inserted beyond the chain",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("INSERT INTO events (id, ts) SELECT %d, ts FROM events WHERE id = %d",
+				execSQL(t, dir, "master", h, fmt.Sprintf("INSERT INTO events (id, ts) SELECT %d, ts FROM events WHERE id = %d",
 					rowID(fx.top+2, 0), rowID(h, i)))
 			},
 			want: []string{fmt.Sprintf("master: index: row at block %d entry 0 is beyond the chain", fx.top+2)},
@@ -556,28 +557,28 @@ func TestCheckNamesEachTamper(t *testing.T) {
 		{
 			name: "index block row tagged",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("UPDATE blocks SET tagged = tagged + 1 WHERE height = %d", h))
+				execSQL(t, dir, "master", h, fmt.Sprintf("UPDATE blocks SET tagged = tagged + 1 WHERE height = %d", h))
 			},
 			want: []string{fmt.Sprintf("master: index: block row %d: tagged", h)},
 		},
 		{
 			name: "index block row hash",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "hub-2", fmt.Sprintf("UPDATE blocks SET hash = zeroblob(32) WHERE height = %d", h))
+				execSQL(t, dir, "hub-2", h, fmt.Sprintf("UPDATE blocks SET hash = zeroblob(32) WHERE height = %d", h))
 			},
 			want: []string{fmt.Sprintf("hub-2: index: block row %d: hash differs from the chain", h)},
 		},
 		{
 			name: "index block row mint time",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("UPDATE blocks SET mint_time_ms = mint_time_ms + 1 WHERE height = %d", h))
+				execSQL(t, dir, "master", h, fmt.Sprintf("UPDATE blocks SET mint_time_ms = mint_time_ms + 1 WHERE height = %d", h))
 			},
 			want: []string{fmt.Sprintf("master: index: block row %d: mint_time_ms", h)},
 		},
 		{
 			name: "index block row entry count",
 			tamper: func(t *testing.T, dir string) {
-				execSQL(t, dir, "master", fmt.Sprintf("UPDATE blocks SET entry_count = entry_count + 1 WHERE height = %d", h))
+				execSQL(t, dir, "master", h, fmt.Sprintf("UPDATE blocks SET entry_count = entry_count + 1 WHERE height = %d", h))
 			},
 			want: []string{fmt.Sprintf("master: index: block row %d: entry_count", h)},
 		},

@@ -140,33 +140,39 @@ func checkInput(b *BlockInput, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// AddBlocks indexes blocks in one transaction. Heights must be consecutive
-// from Height(); a block at an already indexed height returns an error
-// wrapping ErrIndexed, one above it an error wrapping ErrGap. On any error
-// nothing is written.
+// AddBlocks indexes blocks, one transaction per shard, the shards at
+// once. Heights must be consecutive from Height(); a block below it
+// returns an error wrapping ErrIndexed, one above it an error wrapping
+// ErrGap. A block whose decoded entries are not its entry bytes writes
+// nothing. If one shard fails and another commits, Height stays at the
+// lowest height missing, and adding the blocks from there again skips
+// those the shard holds.
 func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 	if len(blocks) == 0 {
 		return nil
 	}
-	var buf []byte
-	var err error
+	var parts [shards][]BlockInput
 	for i := range blocks {
-		if buf, err = checkInput(&blocks[i], buf); err != nil {
-			return fmt.Errorf("index block %d: %w", blocks[i].Height, err)
+		k := blocks[i].Height % shards
+		parts[k] = append(parts[k], blocks[i])
+	}
+	err := x.eachShard(func(s *shard) error {
+		var buf []byte
+		var err error
+		for i := range parts[s.k] {
+			if buf, err = checkInput(&parts[s.k][i], buf); err != nil {
+				return fmt.Errorf("index block %d: %w", parts[s.k][i].Height, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.w == nil {
-		return fmt.Errorf("index blocks: %w", errClosed)
-	}
-	tx, err := x.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("index blocks: %w", err)
-	}
-	defer tx.Rollback()
-	next, err := nextHeight(ctx, tx)
+	x.addMu.Lock()
+	defer x.addMu.Unlock()
+	next, err := x.Height(ctx)
 	if err != nil {
 		return err
 	}
@@ -179,22 +185,12 @@ func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 			return fmt.Errorf("index block %d: %w: next height is %d", h, ErrGap, want)
 		}
 	}
-
-	w := newWriter(tx)
-	defer w.close()
-	for i := range blocks {
-		if err := w.block(ctx, &blocks[i]); err != nil {
-			return fmt.Errorf("index block %d: %w", blocks[i].Height, err)
+	return x.eachShard(func(s *shard) error {
+		if len(parts[s.k]) == 0 {
+			return nil
 		}
-	}
-	if err := w.flush(ctx); err != nil {
-		return fmt.Errorf("index blocks %d-%d: %w", blocks[0].Height, blocks[len(blocks)-1].Height, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("index blocks %d-%d: %w", blocks[0].Height, blocks[len(blocks)-1].Height, err)
-	}
-	x.wrote()
-	return nil
+		return s.add(ctx, parts[s.k])
+	})
 }
 
 // writer fills the tables of one AddBlocks transaction through multi-row

@@ -15,7 +15,8 @@
 // height<<32 | index, so (height, index) order is the table's own order and
 // needs no index of its own; heights are therefore limited to MaxHeight.
 //
-// Schema (version 4):
+// The index is two SQLite files, shards that hold alternate blocks (see
+// shards), each with the same schema (version 5):
 //
 //	blocks(height PK, hash, mint_time_ms, entry_count, tagged)
 //	events(id PK = height<<32|idx, ts), index on (ts)
@@ -26,8 +27,9 @@
 //
 // Version 2 kept every field of an event in its row, and B-tree indexes on
 // device_uid and namespace; indexing an event cost about 60% more and its
-// row took 2.5 times the bytes. Version 3 dropped only those B-trees. There is no uid index: a node finds an
-// event by uid through its block store's uid record (store.Locate), which
+// row took 2.5 times the bytes. Version 3 dropped only those B-trees;
+// version 4 was the same tables in one file. There is no uid index: a node
+// finds an event by uid through its block store's uid record (store.Locate), which
 // it keeps anyway to refuse a uid twice.
 package index
 
@@ -36,11 +38,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"path/filepath"
 	"strings"
 	"sync"
-	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Named errors. Errors the package returns wrap one of these where one
@@ -64,7 +65,7 @@ var (
 // block a second it lasts 68 years.
 const MaxHeight = 1<<31 - 1
 
-const schemaVersion = 4
+const schemaVersion = 5
 
 // schema creates every table. Each statement is idempotent so that two
 // processes opening a fresh file at once cannot trip over each other.
@@ -93,246 +94,133 @@ var schema = []string{
 	)`,
 }
 
+// shards is the number of SQLite files the index is split into, by block
+// height: shard k holds the blocks at heights h with h % shards == k.
+// SQLite lets one connection write a file at a time, and one writer
+// indexes slower than a hub catching up checks and stores blocks; two
+// files take two blocks at once (1.7 times one writer's rate on two
+// cores). A search asks every shard and merges their pages.
+const shards = 2
+
 // Index is a node's SQLite index of its chain. It is safe for concurrent
 // use; writes (AddBlocks, Reset) are serialized.
 type Index struct {
-	db *sql.DB    // readers
-	mu sync.Mutex // serializes writers and guards w
-	// w is the one connection that writes. It keeps a larger page cache
-	// than readers, for FTS5's merges, which read back the segments that
-	// recent blocks wrote.
-	w *sql.Conn
-
-	ckptSig            chan struct{} // see checkpointLoop
-	ckptStop, ckptDone chan struct{}
-	ckptRunning        bool
-	stopOnce           sync.Once
+	shards [shards]*shard
+	// addMu serializes AddBlocks and Reset, so that the height each
+	// reads holds until it has written.
+	addMu sync.Mutex
 }
 
-// writeCacheKiB is the page cache of the writing connection.
-const writeCacheKiB = 32 << 10
-
-// Open opens or creates the index at path.
+// Open opens or creates the index whose first shard is the file at path;
+// FileFor names the others.
 func Open(path string) (*Index, error) {
-	// SQLite reads the DSN as a URI, so the few characters that mean
-	// something there are escaped in the path. synchronous(NORMAL) may lose
-	// the last transactions on power loss, which is fine for derived data
-	// the node re-indexes at startup. temp_store(MEMORY) keeps the
-	// statement journals of multi-row inserts off disk. No connection
-	// checkpoints on commit (wal_autocheckpoint(0)): checkpointLoop does,
-	// beside the writer, so that no AddBlocks waits for a checkpoint (it
-	// was a large part of AddBlocks' system time, and a block counts as
-	// final only once indexed). _txlock=immediate takes the write lock at BEGIN, so a write
-	// transaction never fails half-way on a lock upgrade when another
-	// process writes too.
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	dsn := "file:" + esc + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=busy_timeout(5000)&_pragma=temp_store(MEMORY)" +
-		"&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open index %s: %w", path, err)
-	}
-	ctx := context.Background()
-	x := &Index{db: db, ckptSig: make(chan struct{}, 1), ckptStop: make(chan struct{}), ckptDone: make(chan struct{})}
-	if x.w, err = db.Conn(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open index %s: %w", path, err)
-	}
-	if _, err := x.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, writeCacheKiB)); err != nil {
-		x.Close()
-		return nil, fmt.Errorf("open index %s: %w", path, err)
-	}
-	if err := x.migrate(ctx); err != nil {
-		x.Close()
-		return nil, fmt.Errorf("open index %s: %w", path, err)
-	}
-	// FTS5 merges its segments as they pile up: by default four of a
-	// level into one of the next. Sixteen at a time writes each token about
-	// half as often over the index's life, for a few more segments to read
-	// per query; it was a tenth of the cost of indexing an event. It merges
-	// a little with every write (automerge) unless a level reaches
-	// crisismerge segments, when it merges the whole level at once; at the
-	// default 16 that happened first every time, and one block's index
-	// transaction took 0.7 s now and then instead of 60 ms. At 64 the
-	// merging is spread out: the slowest of 150 blocks of 10,000 events
-	// took 0.18 s, for the same total (BenchmarkAddBlocks's
-	// slowest-block-ms). The settings live in the file,
-	// so this also applies them to older indexes.
-	for _, set := range []string{
-		`INSERT INTO event_text(event_text, rank) VALUES('automerge', 16)`,
-		`INSERT INTO event_text(event_text, rank) VALUES('crisismerge', 64)`,
-	} {
-		if _, err := x.w.ExecContext(ctx, set); err != nil {
+	x := &Index{}
+	for k := range x.shards {
+		s, err := openShard(FileFor(path, uint64(k)), k)
+		if err != nil {
 			x.Close()
-			return nil, fmt.Errorf("open index %s: %w", path, err)
+			return nil, err
 		}
+		x.shards[k] = s
 	}
-	x.ckptRunning = true
-	go x.checkpointLoop()
 	return x, nil
 }
 
-// checkpointEvery is the least time between two checkpoints: each one
-// writes every page changed since the last, so a page that many blocks
-// change is written once per interval rather than once per block.
-const checkpointEvery = time.Second
-
-// checkpointLoop copies the write-ahead log into the database file after
-// writes, at most once per checkpointEvery, on a connection of its own.
-// PASSIVE never waits for the writer or readers: what it cannot copy now
-// it copies next time, and SQLite starts the log over once all of it is.
-func (x *Index) checkpointLoop() {
-	defer close(x.ckptDone)
-	for {
-		select {
-		case <-x.ckptStop:
-			return
-		case <-x.ckptSig:
-		}
-		// An error here (say, a full disk) leaves the log to grow until
-		// the next checkpoint succeeds; AddBlocks reports such disks.
-		_, _ = x.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-		select {
-		case <-x.ckptStop:
-			return
-		case <-time.After(checkpointEvery):
-		}
+// FileFor returns the file of the index at path that holds block height:
+// path itself for shard 0, and path with "-k" before its extension for
+// shard k (index.db, index-1.db).
+func FileFor(path string, height uint64) string {
+	k := height % shards
+	if k == 0 {
+		return path
 	}
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-%d%s", strings.TrimSuffix(path, ext), k, ext)
 }
 
-// wrote asks checkpointLoop for a checkpoint.
-func (x *Index) wrote() {
-	select {
-	case x.ckptSig <- struct{}{}:
-	default:
-	}
-}
-
-func (x *Index) migrate(ctx context.Context) error {
-	var v int
-	if err := x.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	switch v {
-	case schemaVersion:
-		return nil
-	case 0, 1, 2, 3:
-	default:
-		return fmt.Errorf("schema version %d, want %d: delete the index and reindex", v, schemaVersion)
-	}
-	tx, err := x.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("create schema: %w", err)
-	}
-	defer tx.Rollback()
-	if v != 0 {
-		// The index is derived: drop the old tables, and the ledger
-		// indexes the chain again from height 0.
-		for _, t := range []string{`event_text`, `events`, `blocks`} {
-			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
-				return fmt.Errorf("drop schema version %d: %w", v, err)
-			}
-		}
-	}
-	for _, s := range schema {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return fmt.Errorf("create schema: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create schema: %w", err)
-	}
-	return nil
-}
-
-// Close closes the database.
+// Close closes every shard.
 func (x *Index) Close() error {
-	x.stopOnce.Do(func() {
-		close(x.ckptStop)
-		if x.ckptRunning {
-			<-x.ckptDone
+	var errs []error
+	for _, s := range x.shards {
+		if s != nil {
+			errs = append(errs, s.close())
 		}
-	})
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var werr error
-	if x.w != nil {
-		werr = x.w.Close()
-		x.w = nil
 	}
-	if err := errors.Join(werr, x.db.Close()); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close index: %w", err)
 	}
 	return nil
+}
+
+// eachShard runs fn on every shard at once and joins their errors.
+func (x *Index) eachShard(fn func(s *shard) error) error {
+	var errs [shards]error
+	var wg sync.WaitGroup
+	for k, s := range x.shards {
+		wg.Go(func() { errs[k] = fn(s) })
+	}
+	wg.Wait()
+	return errors.Join(errs[:]...)
 }
 
 // CountTagged returns the number of indexed events that carry at least
 // one analyzer tag. It sums a column of the blocks table, so callers count
 // once and keep the figure current themselves.
 func (x *Index) CountTagged(ctx context.Context) (int64, error) {
-	var n int64
-	if err := x.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(tagged), 0) FROM blocks`).Scan(&n); err != nil {
+	n, err := x.sum(ctx, `SELECT COALESCE(SUM(tagged), 0) FROM blocks`)
+	if err != nil {
 		return 0, fmt.Errorf("count tagged events: %w", err)
 	}
 	return n, nil
+}
+
+// Count returns the number of events indexed.
+func (x *Index) Count(ctx context.Context) (int64, error) {
+	n, err := x.sum(ctx, `SELECT COUNT(*) FROM events`)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// sum adds up the integer query returns in every shard.
+func (x *Index) sum(ctx context.Context, query string) (int64, error) {
+	var total int64
+	for _, s := range x.shards {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, query).Scan(&n); err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func nextHeight(ctx context.Context, q queryer) (uint64, error) {
-	var h int64
-	if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(height) + 1, 0) FROM blocks`).Scan(&h); err != nil {
-		return 0, fmt.Errorf("index height: %w", err)
-	}
-	return uint64(h), nil
-}
-
 // Height returns the number of blocks indexed, which is the next height to
-// index.
+// index: the lowest height a shard lacks.
 func (x *Index) Height(ctx context.Context) (uint64, error) {
-	return nextHeight(ctx, x.db)
-}
-
-// Count returns the number of events indexed.
-func (x *Index) Count(ctx context.Context) (int64, error) {
-	var n int64
-	if err := x.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count events: %w", err)
+	h := uint64(math.MaxUint64)
+	for _, s := range x.shards {
+		n, err := s.next(ctx, s.db)
+		if err != nil {
+			return 0, err
+		}
+		h = min(h, n)
 	}
-	return n, nil
+	return h, nil
 }
 
 // Reset drops every row, so that the index can be rebuilt from height 0.
 // Freed pages stay in the file and are reused by the rebuild.
 func (x *Index) Reset(ctx context.Context) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.w == nil {
-		return fmt.Errorf("reset index: %w", errClosed)
-	}
-	tx, err := x.w.BeginTx(ctx, nil)
-	if err != nil {
+	x.addMu.Lock()
+	defer x.addMu.Unlock()
+	if err := x.eachShard(func(s *shard) error { return s.reset(ctx) }); err != nil {
 		return fmt.Errorf("reset index: %w", err)
 	}
-	defer tx.Rollback()
-	for _, s := range []string{
-		`DELETE FROM events`,
-		`DELETE FROM blocks`,
-		`INSERT INTO event_text(event_text) VALUES ('delete-all')`,
-	} {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("reset index: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("reset index: %w", err)
-	}
-	x.wrote()
 	return nil
 }

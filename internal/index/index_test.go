@@ -187,11 +187,11 @@ func TestMigrateOlderVersions(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got int
-			if err := x.db.QueryRow(`PRAGMA user_version`).Scan(&got); err != nil || got != schemaVersion {
+			if err := x.shards[0].db.QueryRow(`PRAGMA user_version`).Scan(&got); err != nil || got != schemaVersion {
 				t.Fatalf("user_version = %d, %v; want %d", got, err, schemaVersion)
 			}
 			var n int
-			if err := x.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('events_device', 'events_namespace')`).Scan(&n); err != nil || n != 0 {
+			if err := x.shards[0].db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('events_device', 'events_namespace')`).Scan(&n); err != nil || n != 0 {
 				t.Fatalf("%d indexes of version 2 left, %v", n, err)
 			}
 		})
@@ -636,7 +636,7 @@ func TestReopen(t *testing.T) {
 	if _, err := Open(filepath.Join(t.TempDir(), "missing", "index.db")); err == nil {
 		t.Fatal("Open in a missing directory: no error")
 	}
-	if _, err := x.db.Exec(`PRAGMA user_version = 99`); err != nil {
+	if _, err := x.shards[0].db.Exec(`PRAGMA user_version = 99`); err != nil {
 		t.Fatal(err)
 	}
 	x.Close()
@@ -702,7 +702,7 @@ func TestCorruptRow(t *testing.T) {
 			if err := x.AddBlocks(ctx, testBlocks(0, 3)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := x.db.Exec(tt.sql); err != nil {
+			if _, err := x.shards[0].db.Exec(tt.sql); err != nil {
 				t.Fatal(err)
 			}
 			if _, _, err := x.Search(ctx, Query{}); !errors.Is(err, ErrCorrupt) {
@@ -735,7 +735,7 @@ func TestPlans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := x.db.Query("EXPLAIN QUERY PLAN "+stmt, args...)
+		rows, err := x.shards[0].db.Query("EXPLAIN QUERY PLAN "+stmt, args...)
 		if err != nil {
 			t.Fatalf("%+v: %v", q, err)
 		}
@@ -804,12 +804,16 @@ func BenchmarkAddBlocks(b *testing.B) {
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 	b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest-block-ms")
-	var pages, size int64
-	if err := x.db.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
-		b.Fatal(err)
+	var bytes int64
+	for _, s := range x.shards {
+		var pages, size int64
+		if err := s.db.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
+			b.Fatal(err)
+		}
+		bytes += pages * size
 	}
-	if err := x.db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(pages*size)/events, "disk-B/event")
+	b.ReportMetric(float64(bytes)/events, "disk-B/event")
 }

@@ -1,9 +1,11 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -71,26 +73,40 @@ func (x *Index) Search(ctx context.Context, q Query) (refs []Ref, next string, e
 	if err != nil || stmt == "" {
 		return nil, "", err
 	}
-	res, err := x.db.QueryContext(ctx, stmt, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("search: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		r, err := scanRef(res)
+	// Each shard returns its first limit+1 matches; the page is the
+	// newest limit+1 of all of them.
+	var all []Ref
+	for _, s := range x.shards {
+		got, err := s.search(ctx, stmt, args)
 		if err != nil {
 			return nil, "", fmt.Errorf("search: %w", err)
 		}
-		refs = append(refs, r)
+		all = append(all, got...)
 	}
-	if err := res.Err(); err != nil {
-		return nil, "", fmt.Errorf("search: %w", err)
-	}
+	slices.SortFunc(all, func(a, b Ref) int { return cmp.Compare(rowID(b.Height, b.Index), rowID(a.Height, a.Index)) })
+	refs = all[:min(len(all), limit+1)]
 	if len(refs) > limit {
 		refs = refs[:limit]
 		next = refs[limit-1].Cursor()
 	}
 	return refs, next, nil
+}
+
+func (s *shard) search(ctx context.Context, stmt string, args []any) ([]Ref, error) {
+	res, err := s.db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var refs []Ref
+	for res.Next() {
+		r, err := scanRef(res)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, r)
+	}
+	return refs, res.Err()
 }
 
 // searchSQL builds the statement for q, which asks for one row more than
@@ -254,38 +270,14 @@ const eachPage = 1000
 // Each calls fn for every event's ref in (height, index) order, stopping
 // at fn's first error, which it returns unwrapped.
 func (x *Index) Each(ctx context.Context, fn func(Ref) error) error {
-	after := int64(-1)
-	page := make([]Ref, 0, eachPage)
-	for {
-		page = page[:0]
-		res, err := x.db.QueryContext(ctx, refSelect+` WHERE e.id > ? ORDER BY e.id LIMIT ?`, after, eachPage)
+	key := func(r Ref) int64 { return rowID(r.Height, r.Index) }
+	return merge(x, key, func(s *shard, after int64) ([]Ref, error) {
+		refs, err := s.search(ctx, refSelect+` WHERE e.id > ? ORDER BY e.id LIMIT ?`, []any{after, eachPage})
 		if err != nil {
-			return fmt.Errorf("read rows: %w", err)
+			return nil, fmt.Errorf("read rows: %w", err)
 		}
-		for res.Next() {
-			r, err := scanRef(res)
-			if err != nil {
-				res.Close()
-				return fmt.Errorf("read rows: %w", err)
-			}
-			page = append(page, r)
-		}
-		err = res.Err()
-		res.Close()
-		if err != nil {
-			return fmt.Errorf("read rows: %w", err)
-		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(page) < eachPage {
-			return nil
-		}
-		last := page[len(page)-1]
-		after = rowID(last.Height, last.Index)
-	}
+		return refs, nil
+	}, fn)
 }
 
 // BlockRow is what the index holds for one block.
@@ -300,47 +292,83 @@ type BlockRow struct {
 // EachBlock calls fn for every indexed block in height order, so that
 // verify can check the block rows as Each lets it check event rows.
 func (x *Index) EachBlock(ctx context.Context, fn func(BlockRow) error) error {
-	after := int64(-1)
-	page := make([]BlockRow, 0, eachPage)
+	key := func(b BlockRow) int64 { return int64(b.Height) }
+	return merge(x, key, func(s *shard, after int64) ([]BlockRow, error) {
+		blocks, err := s.blockRows(ctx, after)
+		if err != nil {
+			return nil, fmt.Errorf("read blocks: %w", err)
+		}
+		return blocks, nil
+	}, fn)
+}
+
+// blockRows reads a page of block rows above height after.
+func (s *shard) blockRows(ctx context.Context, after int64) ([]BlockRow, error) {
+	res, err := s.db.QueryContext(ctx,
+		`SELECT height, hash, mint_time_ms, entry_count, tagged FROM blocks WHERE height > ? ORDER BY height LIMIT ?`,
+		after, eachPage)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var page []BlockRow
+	for res.Next() {
+		var (
+			b    BlockRow
+			h    int64
+			hash []byte
+		)
+		if err := res.Scan(&h, &hash, &b.MintTimeMs, &b.EntryCount, &b.Tagged); err != nil {
+			return nil, err
+		}
+		b.Height = uint64(h)
+		if len(hash) != len(b.Hash) {
+			return nil, fmt.Errorf("%w: block %d: hash is %d bytes", ErrCorrupt, h, len(hash))
+		}
+		b.Hash = chain.Hash(hash)
+		page = append(page, b)
+	}
+	return page, res.Err()
+}
+
+// merge calls fn for every row of every shard in ascending key order,
+// reading each shard a page of eachPage rows at a time (page(s, after)
+// returns the shard's rows with keys above after, in key order). A key
+// two shards hold is passed twice. It stops at fn's first error, which it
+// returns unwrapped.
+func merge[T any](x *Index, key func(T) int64, page func(s *shard, after int64) ([]T, error), fn func(T) error) error {
+	var (
+		bufs  [shards][]T
+		after [shards]int64
+		done  [shards]bool
+	)
+	for k := range after {
+		after[k] = -1
+	}
 	for {
-		page = page[:0]
-		res, err := x.db.QueryContext(ctx,
-			`SELECT height, hash, mint_time_ms, entry_count, tagged FROM blocks WHERE height > ? ORDER BY height LIMIT ?`,
-			after, eachPage)
-		if err != nil {
-			return fmt.Errorf("read blocks: %w", err)
-		}
-		for res.Next() {
-			var (
-				b    BlockRow
-				h    int64
-				hash []byte
-			)
-			if err := res.Scan(&h, &hash, &b.MintTimeMs, &b.EntryCount, &b.Tagged); err != nil {
-				res.Close()
-				return fmt.Errorf("read blocks: %w", err)
+		best := -1
+		for k, s := range x.shards {
+			if len(bufs[k]) == 0 && !done[k] {
+				p, err := page(s, after[k])
+				if err != nil {
+					return err
+				}
+				done[k] = len(p) < eachPage
+				if len(p) > 0 {
+					after[k] = key(p[len(p)-1])
+				}
+				bufs[k] = p
 			}
-			b.Height = uint64(h)
-			if len(hash) != len(b.Hash) {
-				res.Close()
-				return fmt.Errorf("read blocks: %w: block %d: hash is %d bytes", ErrCorrupt, h, len(hash))
-			}
-			b.Hash = chain.Hash(hash)
-			page = append(page, b)
-		}
-		err = res.Err()
-		res.Close()
-		if err != nil {
-			return fmt.Errorf("read blocks: %w", err)
-		}
-		for _, b := range page {
-			if err := fn(b); err != nil {
-				return err
+			if len(bufs[k]) > 0 && (best < 0 || key(bufs[k][0]) < key(bufs[best][0])) {
+				best = k
 			}
 		}
-		if len(page) < eachPage {
+		if best < 0 {
 			return nil
 		}
-		after = int64(page[len(page)-1].Height)
+		if err := fn(bufs[best][0]); err != nil {
+			return err
+		}
+		bufs[best] = bufs[best][1:]
 	}
 }
