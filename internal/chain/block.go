@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"cissan/internal/event"
 )
@@ -148,7 +149,16 @@ func (b *Block) Checked(x Expect) (*Block, []*event.Entry, error) {
 	if h.EntryCount != uint64(len(b.Entries)) {
 		return nil, nil, invalidf("block %d: entry_count %d but %d entries", h.Height, h.EntryCount, len(b.Entries))
 	}
-	root, chunks := entriesRoot(b.Entries)
+	// Hashing the entries and decoding them are independent, and they
+	// are most of the work of checking a block: they run side by side.
+	var (
+		root   Hash
+		chunks []Hash
+		hashed sync.WaitGroup
+	)
+	hashed.Go(func() { root, chunks = entriesRoot(b.Entries) })
+	entries, decodeErr := decodeEntries(b.Entries, x, h.Height)
+	hashed.Wait()
 	if root != h.EntriesRoot {
 		return nil, nil, invalidf("block %d: entries_root %x, entries hash to %x", h.Height, h.EntriesRoot, root)
 	}
@@ -160,26 +170,56 @@ func (b *Block) Checked(x Expect) (*Block, []*event.Entry, error) {
 			return nil, nil, invalidf("block %d control record %d: %v", h.Height, i, err)
 		}
 	}
-	entries := make([]*event.Entry, len(b.Entries))
-	seen := make(map[string]bool, len(b.Entries))
-	for i, raw := range b.Entries {
-		en, err := event.DecodeEntry(raw, x.Limits)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: block %d entry %d: %w", ErrInvalid, h.Height, i, err)
-		}
-		if !hubAt(x.Hubs, en.HubID, h.Height) {
-			return nil, nil, invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", h.Height, i, en.HubID)
-		}
+	if decodeErr != nil {
+		return nil, nil, decodeErr
+	}
+	seen := make(map[string]bool, len(entries))
+	for i, en := range entries {
 		if seen[en.Event.UID] {
 			return nil, nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)
 		}
 		seen[en.Event.UID] = true
-		entries[i] = en
 	}
 	checked := *b
 	checked.chunkRoots = chunks
 	return &checked, entries, nil
 }
+
+// decodeEntries decodes and checks the entries of block height, in two
+// halves at once when there are many, and returns the error of the
+// lowest entry that fails.
+func decodeEntries(raws [][]byte, x Expect, height uint64) ([]*event.Entry, error) {
+	entries := make([]*event.Entry, len(raws))
+	decode := func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			en, err := event.DecodeEntry(raws[i], x.Limits)
+			if err != nil {
+				return fmt.Errorf("%w: block %d entry %d: %w", ErrInvalid, height, i, err)
+			}
+			if !hubAt(x.Hubs, en.HubID, height) {
+				return invalidf("block %d entry %d: hub_id %q is not a hub of the network at this height", height, i, en.HubID)
+			}
+			entries[i] = en
+		}
+		return nil
+	}
+	if len(raws) < parallelEntries {
+		return entries, decode(0, len(raws))
+	}
+	mid := len(raws) / 2
+	var second error
+	var wg sync.WaitGroup
+	wg.Go(func() { second = decode(mid, len(raws)) })
+	first := decode(0, mid)
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return entries, second
+}
+
+// parallelEntries is the fewest entries decodeEntries splits in two.
+const parallelEntries = 1024
 
 // BatchMessage is what a hub signs for a batch of submissions: the network,
 // the hub, the batch's sequence number and the RFC 6962 root over the

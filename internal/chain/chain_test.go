@@ -626,3 +626,49 @@ func TestCheckedKeepsChunkRoots(t *testing.T) {
 		t.Fatal("the checked copy differs from the block")
 	}
 }
+
+// A block large enough to be decoded in two halves at once reports the
+// lowest entry that fails, whichever half finishes first.
+func TestCheckNamesTheFirstBadEntryOfALargeBlock(t *testing.T) {
+	c := newTestChain(t)
+	x := c.expect(0)
+	const n = 2 * parallelEntries
+	good := make([][]byte, n)
+	for i := range good {
+		good[i] = entryBytes(t, fmt.Sprintf("u%d", i))
+	}
+	bad := func(e []byte) []byte { return append(bytes.Clone(e), 0) }
+	for _, tt := range []struct {
+		name string
+		bad  []int
+		want string
+	}{
+		{"none", nil, ""},
+		{"one in each half", []int{n - 3, 5}, "entry 5:"},
+		{"second half only", []int{n - 3}, fmt.Sprintf("entry %d:", n-3)},
+		{"first of the second half", []int{n / 2, n - 1}, fmt.Sprintf("entry %d:", n/2)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			entries := slices.Clone(good)
+			for _, i := range tt.bad {
+				entries[i] = bad(entries[i])
+			}
+			b := Seal(c.blocks[0].Header, entries, nil, c.master)
+			got, err := b.Check(x)
+			if tt.want == "" {
+				if err != nil || len(got) != n || got[n-1].Event.UID != fmt.Sprintf("u%d", n-1) {
+					t.Fatalf("Check = %d entries, %v", len(got), err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check: %v, want ErrInvalid naming %q", err, tt.want)
+			}
+		})
+	}
+	dup := slices.Clone(good)
+	dup[n-1] = entryBytes(t, "u7")
+	if _, err := Seal(c.blocks[0].Header, dup, nil, c.master).Check(x); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("entry %d: uid \"u7\" appears twice", n-1)) {
+		t.Fatalf("duplicate uid across the halves: %v", err)
+	}
+}
