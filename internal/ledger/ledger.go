@@ -430,23 +430,69 @@ func (l *Ledger) syncIndexLocked(ctx context.Context) error {
 	}
 	l.setIndexed(ih)
 	top := l.Height()
-	for h := ih; h < top; {
-		var batch []index.BlockInput
-		n := 0
-		for ; h < top && n < 10000; h++ {
-			blk, entries, err := l.load(h)
-			if err != nil {
-				return fmt.Errorf("sync index: %w", err)
+	if ih >= top {
+		return nil
+	}
+	// The next batch is read and decoded while the index takes this one.
+	batches := make(chan syncBatch, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(batches)
+		for h := ih; h < top; {
+			b := l.loadBatch(h, top)
+			select {
+			case batches <- b:
+			case <-stop:
+				return
 			}
-			batch = append(batch, index.BlockInput{Height: h, Hash: blk.Header.Hash(), MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
-			n += len(entries) + 1
+			if b.err != nil {
+				return
+			}
+			h = b.next
 		}
-		if err := l.idx.AddBlocks(ctx, batch); err != nil {
+	}()
+	for b := range batches {
+		if b.err != nil {
+			return fmt.Errorf("sync index: %w", b.err)
+		}
+		if err := l.idx.AddBlocks(ctx, b.blocks); err != nil {
 			return fmt.Errorf("sync index: %w", err)
 		}
-		l.setIndexed(h)
+		l.setIndexed(b.next)
 	}
 	return nil
+}
+
+// syncBatchEntries is about the most entries syncIndexLocked gives the
+// index at once. At least two blocks of 10,000, so that both of the
+// index's files take one; with one batch decoded ahead and one being
+// decoded, about three times this many entries are in memory.
+var syncBatchEntries = 20_000 // a variable for tests
+
+// syncBatch is stored blocks from one height to next, decoded for the
+// index.
+type syncBatch struct {
+	blocks []index.BlockInput
+	next   uint64
+	err    error
+}
+
+// loadBatch reads and decodes the stored blocks from height h up to top,
+// or up to about syncBatchEntries entries.
+func (l *Ledger) loadBatch(h, top uint64) syncBatch {
+	var b syncBatch
+	for n := 0; h < top && n < syncBatchEntries; h++ {
+		blk, entries, err := l.load(h)
+		if err != nil {
+			b.err = err
+			return b
+		}
+		b.blocks = append(b.blocks, index.BlockInput{Height: h, Hash: blk.Header.Hash(), MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
+		n += len(entries) + 1
+	}
+	b.next = h
+	return b
 }
 
 // Block returns stored block h.

@@ -134,6 +134,37 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	}
 }
 
+// SyncIndex rebuilds the index from the store in batches, reading each
+// batch while the index takes the one before.
+func TestSyncIndexInBatches(t *testing.T) {
+	defer func(n int) { syncBatchEntries = n }(syncBatchEntries)
+	syncBatchEntries = 3 // two blocks of two entries a batch
+	l := open(t, t.TempDir(), oneHubNetwork())
+	ctx := context.Background()
+	for range 7 {
+		appendBlock(t, l, 2)
+	}
+	if err := l.SyncIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Index().Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SyncIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := l.Index().Height(ctx); err != nil || h != 7 || l.IndexedHeight() != 7 {
+		t.Fatalf("index height %d (%v), IndexedHeight %d; want 7", h, err, l.IndexedHeight())
+	}
+	var got []string
+	if err := l.Index().Each(ctx, func(r index.Ref) error { got = append(got, r.Cursor()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 14 || got[0] != "0.0" || got[13] != "6.1" {
+		t.Fatalf("index holds %v, want 0.0 to 6.1", got)
+	}
+}
+
 // appendBlock appends a block of n events with uids new to l.
 func appendBlock(t *testing.T, l *Ledger, n int) *chain.Block {
 	t.Helper()
