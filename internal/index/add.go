@@ -151,9 +151,9 @@ func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 	if len(blocks) == 0 {
 		return nil
 	}
-	var parts [shards][]BlockInput
+	var parts [Shards][]BlockInput
 	for i := range blocks {
-		k := blocks[i].Height % shards
+		k := blocks[i].Height % Shards
 		parts[k] = append(parts[k], blocks[i])
 	}
 	err := x.eachShard(func(s *shard) error {

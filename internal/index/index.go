@@ -16,7 +16,7 @@
 // needs no index of its own; heights are therefore limited to MaxHeight.
 //
 // The index is two SQLite files, shards that hold alternate blocks (see
-// shards), each with the same schema (version 5):
+// Shards), each with the same schema (version 5):
 //
 //	blocks(height PK, hash, mint_time_ms, entry_count, tagged)
 //	events(id PK = height<<32|idx, ts), index on (ts)
@@ -94,18 +94,18 @@ var schema = []string{
 	)`,
 }
 
-// shards is the number of SQLite files the index is split into, by block
-// height: shard k holds the blocks at heights h with h % shards == k.
+// Shards is the number of SQLite files the index is split into, by block
+// height: shard k holds the blocks at heights h with h % Shards == k.
 // SQLite lets one connection write a file at a time, and one writer
 // indexes slower than a hub catching up checks and stores blocks; two
 // files take two blocks at once (1.7 times one writer's rate on two
 // cores). A search asks every shard and merges their pages.
-const shards = 2
+const Shards = 2
 
 // Index is a node's SQLite index of its chain. It is safe for concurrent
 // use; writes (AddBlocks, Reset) are serialized.
 type Index struct {
-	shards [shards]*shard
+	shards [Shards]*shard
 	// addMu serializes AddBlocks and Reset, so that the height each
 	// reads holds until it has written.
 	addMu sync.Mutex
@@ -130,7 +130,7 @@ func Open(path string) (*Index, error) {
 // path itself for shard 0, and path with "-k" before its extension for
 // shard k (index.db, index-1.db).
 func FileFor(path string, height uint64) string {
-	k := height % shards
+	k := height % Shards
 	if k == 0 {
 		return path
 	}
@@ -154,7 +154,7 @@ func (x *Index) Close() error {
 
 // eachShard runs fn on every shard at once and joins their errors.
 func (x *Index) eachShard(fn func(s *shard) error) error {
-	var errs [shards]error
+	var errs [Shards]error
 	var wg sync.WaitGroup
 	for k, s := range x.shards {
 		wg.Go(func() { errs[k] = fn(s) })

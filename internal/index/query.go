@@ -338,9 +338,9 @@ func (s *shard) blockRows(ctx context.Context, after int64) ([]BlockRow, error) 
 // returns unwrapped.
 func merge[T any](x *Index, key func(T) int64, page func(s *shard, after int64) ([]T, error), fn func(T) error) error {
 	var (
-		bufs  [shards][]T
-		after [shards]int64
-		done  [shards]bool
+		bufs  [Shards][]T
+		after [Shards]int64
+		done  [Shards]bool
 	)
 	for k := range after {
 		after[k] = -1

@@ -13,7 +13,7 @@ import (
 )
 
 // shard is one SQLite file of the index: the blocks at heights h with
-// h % shards == k, and their events. Each has its own writing connection,
+// h % Shards == k, and their events. Each has its own writing connection,
 // so shards take blocks at the same time.
 type shard struct {
 	k  int
@@ -191,7 +191,7 @@ func (s *shard) close() error {
 }
 
 // next returns the lowest height this shard would take next: one round of
-// shards above its highest block, or k when it holds none.
+// Shards above its highest block, or k when it holds none.
 func (s *shard) next(ctx context.Context, q queryer) (uint64, error) {
 	var h sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT MAX(height) FROM blocks`).Scan(&h); err != nil {
@@ -200,10 +200,10 @@ func (s *shard) next(ctx context.Context, q queryer) (uint64, error) {
 	if !h.Valid {
 		return uint64(s.k), nil
 	}
-	return uint64(h.Int64) + shards, nil
+	return uint64(h.Int64) + Shards, nil
 }
 
-// add indexes this shard's blocks, every shards-th height from the first,
+// add indexes this shard's blocks, every Shards-th height from the first,
 // in one transaction. Blocks below the shard's next height are ones an
 // AddBlocks that failed in the other shard left here; they are skipped if
 // the shard holds them with the same hash.

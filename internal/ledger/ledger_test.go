@@ -134,6 +134,54 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	}
 }
 
+func TestEvenBatch(t *testing.T) {
+	q := make([]index.BlockInput, 7)
+	for i := range q {
+		q[i].Height = uint64(i)
+	}
+	for n, want := range map[int]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 7: 6} {
+		now, later := evenBatch(q[:n])
+		if len(now) != want || len(later) != n-want || (len(later) > 0 && later[0].Height != uint64(want)) {
+			t.Errorf("evenBatch of %d blocks = %d now, %d later; want %d now", n, len(now), len(later), want)
+		}
+	}
+}
+
+// Blocks left for the next batch are indexed too, though no Append comes
+// to wake the indexer for them.
+func TestIndexTakesTheBlocksLeftForTheNextBatch(t *testing.T) {
+	l := open(t, t.TempDir(), oneHubNetwork())
+	var q []index.BlockInput
+	for range 3 {
+		blk := appendBlock(t, l, 2)
+		_, entries, err := l.load(blk.Header.Height)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q = append(q, index.BlockInput{Height: blk.Header.Height, Hash: blk.Header.Hash(), Entries: entries, Raw: blk.Entries})
+	}
+	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.WaitIndexed(wctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Index().Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.setIndexed(0)
+	l.qMu.Lock()
+	l.idxq, l.idxqN = q, 6
+	l.qMu.Unlock()
+	l.idxSig <- struct{}{}
+	if err := l.WaitIndexed(wctx, 3); err != nil {
+		t.Fatalf("index at %d of 3 blocks: %v", l.IndexedHeight(), err)
+	}
+	if n, err := l.Index().Count(ctx); err != nil || n != 6 {
+		t.Fatalf("Count = %d, %v; want 6", n, err)
+	}
+}
+
 // SyncIndex rebuilds the index from the store in batches, reading each
 // batch while the index takes the one before.
 func TestSyncIndexInBatches(t *testing.T) {
