@@ -28,9 +28,10 @@
 // Version 2 kept every field of an event in its row, and B-tree indexes on
 // device_uid and namespace; indexing an event cost about 60% more and its
 // row took 2.5 times the bytes. Version 3 dropped only those B-trees;
-// version 4 was the same tables in one file. There is no uid index: a node
-// finds an event by uid through its block store's uid record (store.Locate), which
-// it keeps anyway to refuse a uid twice.
+// version 4 was the same tables in one file, with exact-match tokens in
+// hex. There is no uid index: a node finds an event by uid through its
+// block store's uid record (store.Locate), which it keeps anyway to refuse
+// a uid twice.
 package index
 
 import (

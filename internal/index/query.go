@@ -92,6 +92,8 @@ func (x *Index) Search(ctx context.Context, q Query) (refs []Ref, next string, e
 	return refs, next, nil
 }
 
+// search runs a statement that selects refCols on the shard and reads
+// the refs it returns.
 func (s *shard) search(ctx context.Context, stmt string, args []any) ([]Ref, error) {
 	res, err := s.db.QueryContext(ctx, stmt, args...)
 	if err != nil {

@@ -44,10 +44,9 @@ func openShard(path string, k int) (*shard, error) {
 	// statement journals of multi-row inserts off disk. No connection
 	// checkpoints on commit (wal_autocheckpoint(0)): checkpointLoop does,
 	// beside the writer, so that no AddBlocks waits for a checkpoint (it
-	// was a large part of AddBlocks' system time, and a block counts as
-	// final only once indexed). _txlock=immediate takes the write lock at BEGIN, so a write
-	// transaction never fails half-way on a lock upgrade when another
-	// process writes too.
+	// was a large part of AddBlocks' system time). _txlock=immediate takes
+	// the write lock at BEGIN, so a write transaction never fails half-way
+	// on a lock upgrade when another process writes too.
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	dsn := "file:" + esc + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=busy_timeout(5000)&_pragma=temp_store(MEMORY)" +
