@@ -468,7 +468,7 @@ func (l *Ledger) syncIndexLocked(ctx context.Context) error {
 		return nil
 	}
 	// The next batch is read and decoded while the index takes this one.
-	batches := make(chan syncBatch, 1)
+	batches := make(chan syncBatch)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -499,9 +499,9 @@ func (l *Ledger) syncIndexLocked(ctx context.Context) error {
 }
 
 // syncBatchEntries is about the most entries syncIndexLocked gives the
-// index at once. At least two blocks of 10,000, so that both of the
-// index's files take one; with one batch decoded ahead and one being
-// decoded, about three times this many entries are in memory.
+// index at once: two blocks of 10,000, so that both of the index's files
+// take one. With the next batch decoded meanwhile, about twice this many
+// entries are in memory (more when a single block holds more).
 var syncBatchEntries = 20_000 // a variable for tests
 
 // syncBatch is stored blocks from one height to next, decoded for the
