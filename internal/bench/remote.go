@@ -67,6 +67,7 @@ type remoteStatus struct {
 	Height        uint64 `json:"height"`
 	FinalHeight   uint64 `json:"final_height"`
 	IndexedHeight uint64 `json:"indexed_height"`
+	Events        uint64 `json:"events"` // in the chain
 }
 
 // deviceEvents lists every event the chain's index holds for a device:
@@ -169,11 +170,13 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		byDevice[devs[s.dev].UID] = true
 	}
 
-	// Wait until the chain is final and indexed up to its head (search
-	// trails finality), then read every device's events back; repeat while
-	// some are missing. A pass over millions of events takes minutes: one
-	// that started before the index had the last block reported its
-	// events lost.
+	// Wait until the chain holds as many new events as were acknowledged
+	// and is final and indexed up to its head (search trails finality),
+	// then read every device's events back; repeat while some are
+	// missing. A pass over millions of events takes minutes: one that
+	// started before the index had the last block, or before the last
+	// events acknowledged had left the pools for a block, reported them
+	// lost.
 	deadline := time.Now().Add(2*time.Minute + 20*c.BlockInterval)
 	var found map[string][]uint64
 	var lastFinal time.Time
@@ -181,7 +184,8 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		mu.Lock()
 		s := status
 		mu.Unlock()
-		if s.Height > st0.Height && s.FinalHeight == s.Height && s.IndexedHeight == s.Height {
+		inChain := s.Events >= st0.Events+uint64(len(samples))
+		if inChain && s.Height > st0.Height && s.FinalHeight == s.Height && s.IndexedHeight == s.Height {
 			found = map[string][]uint64{}
 			for dev := range byDevice {
 				evs, err := api.deviceEvents(ctx, dev)
