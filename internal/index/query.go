@@ -73,16 +73,18 @@ func (x *Index) Search(ctx context.Context, q Query) (refs []Ref, next string, e
 	if err != nil || stmt == "" {
 		return nil, "", err
 	}
-	// Each shard returns its first limit+1 matches; the page is the
-	// newest limit+1 of all of them.
-	var all []Ref
-	for _, s := range x.shards {
-		got, err := s.search(ctx, stmt, args)
-		if err != nil {
-			return nil, "", fmt.Errorf("search: %w", err)
-		}
-		all = append(all, got...)
+	// Each shard returns its first limit+1 matches, the shards at once;
+	// the page is the newest limit+1 of all of them.
+	var got [Shards][]Ref
+	err = x.eachShard(func(s *shard) error {
+		var err error
+		got[s.k], err = s.search(ctx, stmt, args)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("search: %w", err)
 	}
+	all := slices.Concat(got[:]...)
 	slices.SortFunc(all, func(a, b Ref) int { return cmp.Compare(rowID(b.Height, b.Index), rowID(a.Height, a.Index)) })
 	refs = all[:min(len(all), limit+1)]
 	if len(refs) > limit {
