@@ -14,7 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"cissan/internal/access"
@@ -533,9 +535,23 @@ type RowJSON struct {
 	MintTime   time.Time `json:"mint_time"`
 }
 
+// searchParams are the parameters search takes. Any other is refused:
+// ignored, a misspelt filter (?device_uid=) would return every event.
+var searchParams = []string{"device", "namespace", "from", "to", "key", "tag", "q", "limit", "cursor"}
+
 // search: ?device=&namespace=&from=&to=&key=&tag=&q=&limit=&cursor=
 func (s *server) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	for name, vals := range q {
+		switch {
+		case !slices.Contains(searchParams, name):
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: the search takes %s", name, strings.Join(searchParams, ", ")))
+			return
+		case len(vals) > 1:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q given %d times", name, len(vals)))
+			return
+		}
+	}
 	var qq index.Query
 	qq.DeviceUID, qq.Namespace, qq.Key, qq.Tag, qq.Text, qq.Cursor = q.Get("device"), q.Get("namespace"), q.Get("key"), q.Get("tag"), q.Get("q"), q.Get("cursor")
 	qq.Namespaces = requestAccess(r).Scope()

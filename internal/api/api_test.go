@@ -39,6 +39,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"/v1/events?from=yesterday", true, 400, "from: want Unix milliseconds or an RFC 3339 time"},
 		{"/v1/events?cursor=zz", true, 400, "cursor"},
 		{"/v1/events?limit=5000", true, 400, "limit must be an integer in 1..1000"},
+		{"/v1/events?device_uid=x", true, 400, `unknown parameter "device_uid": the search takes device, namespace,`},
+		{"/v1/events?device=x&device=y", true, 400, `parameter "device" given 2 times`},
 		{"/v1/nothing", false, 404, "no such endpoint"},
 		{"/v1/devices", false, 401, "operator bearer token required"},
 	}
