@@ -139,20 +139,31 @@ func fixture(t *testing.T) (*Index, []Row, map[string]*event.Entry) {
 
 // An index of an older schema is dropped on open, so that the ledger
 // indexes the chain again: version 1 had a UNIQUE uid index, version 2
-// B-tree indexes on device and namespace, and versions 1 to 3 every field
-// of an event in its row.
+// B-tree indexes on device and namespace, versions 1 to 3 every field of
+// an event in its row, and version 4 today's tables in one file, which
+// becomes the first of the two.
 func TestMigrateOlderVersions(t *testing.T) {
-	for v, events := range map[int][]string{
-		1: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
-			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`},
-		2: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+	wide := func(events ...string) []string {
+		return append(append([]string{
+			`CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, mint_time_ms INTEGER NOT NULL, entry_count INTEGER NOT NULL)`,
+			`CREATE VIRTUAL TABLE event_text USING fts5(body, terms, content='', columnsize=0)`,
+			`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1)`,
+		}, events...), `INSERT INTO events VALUES (0, 'old', 'd', 'n/s', 1, 1, 'hub-1', zeroblob(32), NULL, NULL)`)
+	}
+	for v, old := range map[int][]string{
+		1: wide(`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`),
+		2: wide(`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
 			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`,
 			`CREATE INDEX events_device ON events(device_uid)`,
 			`CREATE INDEX events_namespace ON events(namespace)`,
-			`CREATE INDEX events_ts ON events(ts)`},
-		3: {`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
+			`CREATE INDEX events_ts ON events(ts)`),
+		3: wide(`CREATE TABLE events (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, device_uid TEXT NOT NULL, namespace TEXT NOT NULL,
 			ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, hub_id TEXT NOT NULL, digest BLOB NOT NULL, keys TEXT, tags TEXT)`,
-			`CREATE INDEX events_ts ON events(ts)`},
+			`CREATE INDEX events_ts ON events(ts)`),
+		4: append(slices.Clone(schema),
+			`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1, 0), (1, zeroblob(32), 2, 1, 0)`,
+			`INSERT INTO events VALUES (0, 1), (4294967296, 2)`),
 	} {
 		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
 			ctx := context.Background()
@@ -161,15 +172,7 @@ func TestMigrateOlderVersions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			old := append([]string{
-				`CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, mint_time_ms INTEGER NOT NULL, entry_count INTEGER NOT NULL)`,
-				`CREATE VIRTUAL TABLE event_text USING fts5(body, terms, content='', columnsize=0)`,
-				`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1)`,
-			}, events...)
-			old = append(old,
-				`INSERT INTO events VALUES (0, 'old', 'd', 'n/s', 1, 1, 'hub-1', zeroblob(32), NULL, NULL)`,
-				fmt.Sprintf(`PRAGMA user_version = %d`, v))
-			for _, s := range old {
+			for _, s := range append(old, fmt.Sprintf(`PRAGMA user_version = %d`, v)) {
 				if _, err := db.Exec(s); err != nil {
 					t.Fatal(err)
 				}
@@ -183,7 +186,10 @@ func TestMigrateOlderVersions(t *testing.T) {
 			if h, err := x.Height(ctx); err != nil || h != 0 {
 				t.Fatalf("after migration: Height = %d, %v; want 0", h, err)
 			}
-			if err := x.AddBlocks(ctx, testBlocks(0, 2)); err != nil {
+			if n, err := x.Count(ctx); err != nil || n != 0 {
+				t.Fatalf("after migration: Count = %d, %v; want 0", n, err)
+			}
+			if err := x.AddBlocks(ctx, testBlocks(0, 2, 3)); err != nil {
 				t.Fatal(err)
 			}
 			var got int
@@ -193,6 +199,9 @@ func TestMigrateOlderVersions(t *testing.T) {
 			var n int
 			if err := x.shards[0].db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('events_device', 'events_namespace')`).Scan(&n); err != nil || n != 0 {
 				t.Fatalf("%d indexes of version 2 left, %v", n, err)
+			}
+			if got := heightsIn(t, FileFor(path, 1)); !slices.Equal(got, []uint64{1}) {
+				t.Fatalf("second file holds blocks %v, want [1]", got)
 			}
 		})
 	}

@@ -153,39 +153,3 @@ func TestAddBlocksReportsAHoleInAShard(t *testing.T) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
 }
-
-// An index of version 4 was one file; it is dropped and rebuilt as shards.
-func TestMigrateOneFile(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "index.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range append(slices.Clone(schema),
-		`INSERT INTO blocks VALUES (0, zeroblob(32), 1, 1, 0), (1, zeroblob(32), 2, 1, 0)`,
-		`INSERT INTO events VALUES (0, 1), (4294967296, 2)`,
-		`PRAGMA user_version = 4`) {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	x, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	if h, err := x.Height(ctx); err != nil || h != 0 {
-		t.Fatalf("Height = %d, %v; want 0", h, err)
-	}
-	if n, err := x.Count(ctx); err != nil || n != 0 {
-		t.Fatalf("Count = %d, %v; want 0", n, err)
-	}
-	if err := x.AddBlocks(ctx, testBlocks(0, 2, 3)); err != nil {
-		t.Fatal(err)
-	}
-	if got := heightsIn(t, FileFor(path, 1)); !slices.Equal(got, []uint64{1}) {
-		t.Fatalf("second file holds %v, want [1]", got)
-	}
-}
