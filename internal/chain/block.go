@@ -204,7 +204,10 @@ func decodeEntries(raws [][]byte, x Expect, height uint64) ([]*event.Entry, erro
 		return nil
 	}
 	if len(raws) < parallelEntries {
-		return entries, decode(0, len(raws))
+		if err := decode(0, len(raws)); err != nil {
+			return nil, err
+		}
+		return entries, nil
 	}
 	mid := len(raws) / 2
 	var second error
