@@ -1,19 +1,29 @@
 // Package store keeps a node's chain and pool in Pebble.
 //
 // Entries live in a Pebble database of their own (the directory
-// "entries" inside the store's), everything else in the store's main
-// database. Entries are written once, in chain order, and never change:
-// alone in their database, each flushed table holds a key range above
-// every other, and Pebble moves it down the levels without rewriting it.
-// Beside the uid records and pool records, whose keys are random, the same
-// tables were rewritten at every level, which was most of the store's
-// compaction work.
+// "entries" inside the store's), the pool in another ("pool"), everything
+// else in the store's main database. Entries are written once, in chain
+// order, and never change: alone in their database, each flushed table
+// holds a key range above every other, and Pebble moves it down the levels
+// without rewriting it. Beside the uid records and pool records, whose
+// keys are random, the same tables were rewritten at every level, which
+// was most of the store's compaction work.
 //
-// Storing a block writes its entries (synced) before the rest (synced
-// too): the main database's height record says which blocks are stored,
-// and Open deletes any entries above it, which a crash between the two
-// writes leaves behind. A store created before entries had a database of
-// their own keeps all its records in the main one.
+// Pool records live a second or two, from the event's arrival until a
+// block logs it, and were most of what the main database's memtable took
+// in: it filled every second, and each flush's uid records were merged
+// into the bottom level, rewriting every uid record stored so far, about
+// thirty times a minute. In a database of their own, a pool record
+// usually meets its deletion in the memtable and neither reaches a table;
+// the main database, left with the uid records, flushes a tenth as often.
+//
+// Storing a block writes its entries (synced), then the rest (synced
+// too), then the deletion of the pool records it logs: the main database's
+// height record says which blocks are stored. Open deletes any entries
+// above it, and any pool record whose uid the chain holds: what a crash
+// between the writes leaves behind. A store created before entries had a
+// database of their own keeps them in the main one; a store created before
+// the pool had one has its pool records moved there at Open.
 //
 // Key layout (all integers big-endian):
 //
@@ -56,7 +66,11 @@ type Store struct {
 	db *pebble.DB
 	// entries holds the "e" records; it is db itself in a store created
 	// before entries had a database of their own.
-	entries  *pebble.DB
+	entries *pebble.DB
+	// pool holds the "p" and "q" records; it is db itself in a store that
+	// keeps them there (a read-only open of a store created before the pool
+	// had a database of its own, or a test's oneDatabase store).
+	pool     *pebble.DB
 	readOnly bool
 }
 
@@ -65,12 +79,15 @@ type Options struct {
 	FS       vfs.FS // nil means the real filesystem
 	ReadOnly bool   // for verifiers: refuse every write
 
-	oneDatabase bool // for tests: create a store as before entries had a database of their own
+	oneDatabase bool // for tests: create a store as before entries and the pool had databases of their own
 }
 
-// entriesDir is the directory of the entries' database, inside the
-// store's directory.
-const entriesDir = "entries"
+// entriesDir and poolDir are the directories of the entries' and the
+// pool's databases, inside the store's directory.
+const (
+	entriesDir = "entries"
+	poolDir    = "pool"
+)
 
 // Open opens or creates the database in dir.
 func Open(dir string, o Options) (*Store, error) {
@@ -106,9 +123,13 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{db: db, entries: db, readOnly: o.ReadOnly}
+	s := &Store{db: db, entries: db, pool: db, readOnly: o.ReadOnly}
 	if err := s.openEntries(dir, o, c); err != nil {
 		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.openPool(dir, o, c); err != nil {
+		s.closeAll()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	return s, nil
@@ -129,7 +150,7 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 		}
 		// A store with entries in its main database keeps them there;
 		// so does a read-only open, which must not create anything.
-		legacy, err := s.hasKey([]byte{'e'}, []byte{'e' + 1})
+		legacy, err := hasKey(s.db, []byte{'e'}, []byte{'e' + 1})
 		if err != nil || legacy || o.oneDatabase || o.ReadOnly {
 			return err
 		}
@@ -160,6 +181,115 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 	return nil
 }
 
+// openPool opens the pool's database, creating it unless the store keeps
+// its pool in the main database (see Store.pool); moves there the pool
+// records of a store created before the pool had a database of its own;
+// and deletes the pool records of events the chain holds.
+func (s *Store) openPool(dir string, o Options, c *pebble.Cache) error {
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	path := fs.PathJoin(dir, poolDir)
+	if _, err := fs.Stat(path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if o.oneDatabase || o.ReadOnly {
+			return nil
+		}
+	}
+	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
+	opts.MemTableSize = poolMemTableBytes
+	p, err := pebble.Open(path, opts)
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	s.pool = p
+	if o.ReadOnly {
+		return nil
+	}
+	if err := s.movePool(); err != nil {
+		return fmt.Errorf("move pool records to %s: %w", path, err)
+	}
+	if err := s.dropLoggedPool(); err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	return nil
+}
+
+// poolLo and poolHi bound the pool's records: "p" and "q".
+var poolLo, poolHi = []byte{'p'}, []byte{'q' + 1}
+
+// movePool moves pool records from the main database to the pool's: copied
+// (synced), then deleted. A crash in between leaves them to be copied
+// again; a record already copied is not set twice, which its single
+// deletion (see DeletePool) would not undo.
+func (s *Store) movePool() error {
+	left, err := hasKey(s.db, poolLo, poolHi)
+	if err != nil || !left {
+		return err
+	}
+	b := s.pool.NewBatch()
+	defer b.Close()
+	err = eachIn(s.db, poolLo, poolHi, func(k, v []byte) error {
+		_, closer, err := s.pool.Get(k)
+		if err == nil {
+			return closer.Close()
+		}
+		if !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+		return b.Set(k, v, nil)
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	return s.db.DeleteRange(poolLo, poolHi, pebble.Sync)
+}
+
+// dropLoggedPool deletes the pool records of events the chain holds: what
+// a crash between storing a block and deleting its pool records leaves.
+// A node pools a uid only while the chain does not hold it.
+func (s *Store) dropLoggedPool() error {
+	var uids []string
+	seqs := map[string]uint64{}
+	err := s.EachPool(func(uid string, _ []byte) error {
+		uids = append(uids, uid)
+		return nil
+	})
+	if err == nil {
+		err = s.EachSeq(func(seq uint64, uid string) error {
+			seqs[uid] = seq
+			return nil
+		})
+	}
+	if err != nil {
+		return err
+	}
+	var logged []string
+	var loggedSeqs []uint64
+	err = s.LocateAll(uids, func(i int, _ Located, found bool) error {
+		if found {
+			logged = append(logged, uids[i])
+			loggedSeqs = append(loggedSeqs, seqs[uids[i]])
+		}
+		return nil
+	})
+	if err != nil || len(logged) == 0 {
+		return err
+	}
+	b := s.NewBatch()
+	defer b.Close()
+	if err := b.DeletePools(logged, loggedSeqs); err != nil {
+		return err
+	}
+	return b.Commit()
+}
+
 // dropEntriesAboveHeight deletes the entries of blocks the main database
 // does not hold: what a crash left between a block's two writes.
 func (s *Store) dropEntriesAboveHeight() error {
@@ -168,7 +298,7 @@ func (s *Store) dropEntriesAboveHeight() error {
 		return err
 	}
 	lo, hi := binary.BigEndian.AppendUint64([]byte{'e'}, h), []byte{'e' + 1}
-	left, err := s.hasKey(lo, hi)
+	left, err := hasKey(s.entries, lo, hi)
 	if err != nil || !left {
 		return err
 	}
@@ -178,9 +308,9 @@ func (s *Store) dropEntriesAboveHeight() error {
 	return nil
 }
 
-// hasKey reports whether the database holding lo has a key in [lo, hi).
-func (s *Store) hasKey(lo, hi []byte) (bool, error) {
-	it, err := s.dbFor(lo).NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+// hasKey reports whether db has a key in [lo, hi).
+func hasKey(db *pebble.DB, lo, hi []byte) (bool, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return false, err
 	}
@@ -190,8 +320,14 @@ func (s *Store) hasKey(lo, hi []byte) (bool, error) {
 
 // dbFor returns the database that holds key.
 func (s *Store) dbFor(key []byte) *pebble.DB {
-	if len(key) > 0 && key[0] == 'e' {
+	if len(key) == 0 {
+		return s.db
+	}
+	switch key[0] {
+	case 'e':
 		return s.entries
+	case 'p', 'q':
+		return s.pool
 	}
 	return s.db
 }
@@ -208,11 +344,11 @@ var comparer = func() pebble.Comparer {
 
 // cacheBytes is the memory a store may use for its block cache and its
 // memtables: Pebble counts each memtable against the cache it is given,
-// so that with two memtables of 16 MiB (one per database) this leaves
+// so that with three memtables of 16 MiB (one per database) this leaves
 // about 64 MiB for blocks. At 64 MiB in all, two 32 MiB memtables left
 // nothing, and a catch-up's uid lookups read every block from the files:
 // half the speed.
-const cacheBytes = 96 << 20
+const cacheBytes = 112 << 20
 
 // memTableBytes is the size of a store's memtable; Pebble keeps up to two
 // while one is flushed.
@@ -221,16 +357,17 @@ const memTableBytes = 16 << 20
 // entriesMemTableBytes is the size of the entries' database's memtable.
 const entriesMemTableBytes = 16 << 20
 
+// poolMemTableBytes is the size of the pool's memtable: at 30,000 events a
+// second it holds about two seconds of pool records, about how long they
+// live.
+const poolMemTableBytes = 16 << 20
+
 // Close flushes the memtables to tables and closes the databases. The
 // flush costs a moment at shutdown; the next open then has no log to
 // replay, and the directory holds only what the store keeps.
 func (s *Store) Close() error {
-	dbs := []*pebble.DB{s.db}
-	if s.entries != s.db {
-		dbs = append(dbs, s.entries)
-	}
 	var errs []error
-	for _, db := range dbs {
+	for _, db := range s.dbs() {
 		if !s.readOnly {
 			if err := db.Flush(); err != nil {
 				errs = append(errs, fmt.Errorf("flush store: %w", err))
@@ -239,6 +376,24 @@ func (s *Store) Close() error {
 		errs = append(errs, db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// closeAll closes the databases open so far, after a failed Open.
+func (s *Store) closeAll() {
+	for _, db := range s.dbs() {
+		db.Close()
+	}
+}
+
+// dbs returns the store's databases, each once.
+func (s *Store) dbs() []*pebble.DB {
+	dbs := []*pebble.DB{s.db}
+	for _, db := range []*pebble.DB{s.entries, s.pool} {
+		if db != s.db {
+			dbs = append(dbs, db)
+		}
+	}
+	return dbs
 }
 
 // DB exposes the main database to tamper tests.
@@ -579,6 +734,9 @@ type Batch struct {
 	// e holds the entries of a block batch, if the store keeps them in a
 	// database of their own (see the package doc); otherwise nil.
 	e *pebble.Batch
+	// p holds the pool's records, if the store keeps them in a database of
+	// their own; otherwise nil.
+	p *pebble.Batch
 }
 
 // NewBatch starts an atomic write.
@@ -606,38 +764,46 @@ func (s *Store) NewBlockBatch(blk *chain.Block) *Batch {
 // far shorter) and the batch's framing of both.
 const blockRecordOverhead = 128
 
-// Commit applies the batch and syncs it to disk before returning. A
-// block's entries are synced first: the rest names the block stored.
+// Commit applies the batch and syncs it to disk before returning: a
+// block's entries first, then the main database's records, which name the
+// block stored, then the pool's (see the package doc).
 func (b *Batch) Commit() error {
-	if b.e != nil && !b.e.Empty() {
-		if err := b.e.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("commit entries: %w", err)
+	for _, part := range []struct {
+		name string
+		pb   *pebble.Batch
+	}{{"entries", b.e}, {"records", b.b}, {"pool", b.p}} {
+		if part.pb == nil || part.pb.Empty() {
+			continue
+		}
+		if err := part.pb.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("commit %s: %w", part.name, err)
 		}
 	}
-	if err := b.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	// Closing returns the pebble batches to a pool that other goroutines
-	// draw from: it must happen once only, so the deferred Close that
-	// callers pair with NewBatch must not close them again.
-	pb, pe := b.b, b.e
-	b.b, b.e = nil, nil
-	if pe != nil {
-		_ = pe.Close()
-	}
-	return pb.Close()
+	b.Close()
+	return nil
 }
 
 // Close discards an uncommitted batch; after Commit it does nothing.
+// Closing returns the pebble batches to a pool that other goroutines draw
+// from: it must happen once only.
 func (b *Batch) Close() {
-	if b.e != nil {
-		_ = b.e.Close()
-		b.e = nil
+	for _, pb := range []**pebble.Batch{&b.e, &b.b, &b.p} {
+		if *pb != nil {
+			_ = (*pb).Close()
+			*pb = nil
+		}
 	}
-	if b.b != nil {
-		_ = b.b.Close()
-		b.b = nil
+}
+
+// poolBatch returns the batch that takes pool records.
+func (b *Batch) poolBatch() *pebble.Batch {
+	if b.s.pool == b.s.db {
+		return b.b
 	}
+	if b.p == nil {
+		b.p = b.s.pool.NewBatch()
+	}
+	return b.p
 }
 
 // sortedOrder returns the indexes of keys in the keys' sorted order.
@@ -715,13 +881,14 @@ func (b *Batch) PutValidation(v *chain.Validation) error {
 // PutPool records a pool entry under uid, with its arrival sequence
 // number (0 for pools that need no order).
 func (b *Batch) PutPool(uid string, seq uint64, rec []byte) error {
-	if err := b.b.Set(poolKey(uid), rec, nil); err != nil {
+	pb := b.poolBatch()
+	if err := pb.Set(poolKey(uid), rec, nil); err != nil {
 		return err
 	}
 	if seq == 0 {
 		return nil
 	}
-	return b.b.Set(seqKey(seq), []byte(uid), nil)
+	return pb.Set(seqKey(seq), []byte(uid), nil)
 }
 
 // DeletePool removes a pool entry (and its sequence record, if any).
@@ -734,13 +901,14 @@ func (b *Batch) PutPool(uid string, seq uint64, rec []byte) error {
 // was a third of the store's compaction work. A second deletion of a
 // record already gone is harmless.
 func (b *Batch) DeletePool(uid string, seq uint64) error {
-	if err := b.b.SingleDelete(poolKey(uid), nil); err != nil {
+	pb := b.poolBatch()
+	if err := pb.SingleDelete(poolKey(uid), nil); err != nil {
 		return err
 	}
 	if seq == 0 {
 		return nil
 	}
-	return b.b.SingleDelete(seqKey(seq), nil)
+	return pb.SingleDelete(seqKey(seq), nil)
 }
 
 // DeletePools removes many pool entries as DeletePool does: uids[i]'s
@@ -759,7 +927,7 @@ func (b *Batch) DeletePools(uids []string, seqs []uint64) error {
 		if seq == 0 {
 			continue
 		}
-		if err := b.b.SingleDelete(seqKey(seq), nil); err != nil {
+		if err := b.poolBatch().SingleDelete(seqKey(seq), nil); err != nil {
 			return err
 		}
 	}
@@ -816,16 +984,14 @@ func eachIn(db *pebble.DB, lo, hi []byte, fn func(k, v []byte) error) error {
 // EachRecord calls fn for every key and value in the store, in key order,
 // for verifiers that must account for every record.
 func (s *Store) EachRecord(fn func(k, v []byte) error) error {
-	if s.entries == s.db {
-		return eachIn(s.db, nil, nil, fn)
+	// Key ranges, in key order, that each lie in one database.
+	bounds := [][]byte{nil, {'e'}, {'e' + 1}, poolLo, poolHi, nil}
+	for i := 0; i+1 < len(bounds); i++ {
+		if err := eachIn(s.dbFor(bounds[i]), bounds[i], bounds[i+1], fn); err != nil {
+			return err
+		}
 	}
-	if err := eachIn(s.db, nil, []byte{'e'}, fn); err != nil {
-		return err
-	}
-	if err := eachIn(s.entries, nil, nil, fn); err != nil {
-		return err
-	}
-	return eachIn(s.db, []byte{'e'}, nil, fn)
+	return nil
 }
 
 // EachControl calls fn for every stored control record in chain order.
