@@ -74,16 +74,16 @@ type ControlQueue interface {
 // Handler returns the API's routes on mux.
 func Handler(c Config, mux *http.ServeMux) {
 	s := &server{c: c}
-	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("GET /v1/network", s.network)
-	mux.HandleFunc("GET /v1/blocks", s.blocks)
-	mux.HandleFunc("GET /v1/blocks/{height}", s.block)
-	mux.HandleFunc("GET /v1/events", s.private(s.search))
-	mux.HandleFunc("GET /v1/events/{uid}", s.private(s.event))
-	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(s.proof))
-	mux.HandleFunc("GET /v1/analyzers", s.operatorRead(s.analyzers))
-	mux.HandleFunc("POST /v1/analyzers", s.masterOperator(s.setAnalyzers))
-	mux.HandleFunc("POST /v1/hubs", s.masterOperator(s.enrolHub))
+	mux.HandleFunc("GET /v1/status", takes(s.status))
+	mux.HandleFunc("GET /v1/network", takes(s.network))
+	mux.HandleFunc("GET /v1/blocks", takes(s.blocks, "before", "limit"))
+	mux.HandleFunc("GET /v1/blocks/{height}", takes(s.block))
+	mux.HandleFunc("GET /v1/events", s.private(takes(s.search, searchParams...)))
+	mux.HandleFunc("GET /v1/events/{uid}", s.private(takes(s.event)))
+	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(takes(s.proof, "format")))
+	mux.HandleFunc("GET /v1/analyzers", s.operatorRead(takes(s.analyzers)))
+	mux.HandleFunc("POST /v1/analyzers", s.masterOperator(takes(s.setAnalyzers)))
+	mux.HandleFunc("POST /v1/hubs", s.masterOperator(takes(s.enrolHub)))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -91,6 +91,29 @@ func Handler(c Config, mux *http.ServeMux) {
 
 type server struct {
 	c Config
+}
+
+// takes wraps a handler that reads the query parameters names, and refuses
+// a request with any other, or with one of them twice. Ignored, a misspelt
+// parameter would change nothing silently: a search for ?device_uid=x
+// (the filter is device=) returned every event.
+func takes(h http.HandlerFunc, names ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for name, vals := range r.URL.Query() {
+			switch {
+			case len(names) == 0:
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: %s takes none", name, r.URL.Path))
+				return
+			case !slices.Contains(names, name):
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: %s takes %s", name, r.URL.Path, strings.Join(names, ", ")))
+				return
+			case len(vals) > 1:
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q given %d times", name, len(vals)))
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // accessOf is what r may read.
@@ -535,23 +558,12 @@ type RowJSON struct {
 	MintTime   time.Time `json:"mint_time"`
 }
 
-// searchParams are the parameters search takes. Any other is refused:
-// ignored, a misspelt filter (?device_uid=) would return every event.
+// searchParams are the parameters search takes.
 var searchParams = []string{"device", "namespace", "from", "to", "key", "tag", "q", "limit", "cursor"}
 
 // search: ?device=&namespace=&from=&to=&key=&tag=&q=&limit=&cursor=
 func (s *server) search(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for name, vals := range q {
-		switch {
-		case !slices.Contains(searchParams, name):
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: the search takes %s", name, strings.Join(searchParams, ", ")))
-			return
-		case len(vals) > 1:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q given %d times", name, len(vals)))
-			return
-		}
-	}
 	var qq index.Query
 	qq.DeviceUID, qq.Namespace, qq.Key, qq.Tag, qq.Text, qq.Cursor = q.Get("device"), q.Get("namespace"), q.Get("key"), q.Get("tag"), q.Get("q"), q.Get("cursor")
 	qq.Namespaces = requestAccess(r).Scope()
