@@ -359,7 +359,8 @@ const entriesMemTableBytes = 16 << 20
 
 // poolMemTableBytes is the size of the pool's memtable: at 30,000 events a
 // second it holds about two seconds of pool records, about how long they
-// live.
+// live. As in the main database, Pebble keeps a few old write-ahead logs
+// of that size for reuse: about 70 MB of disk, whatever the pool holds.
 const poolMemTableBytes = 16 << 20
 
 // Close flushes the memtables to tables and closes the databases. The
