@@ -87,10 +87,12 @@ type Result struct {
 	DurationSeconds      float64 `json:"duration_seconds"`
 	BlockIntervalMillis  int64   `json:"block_interval_ms"`
 	RatePerSec           float64 `json:"rate_per_sec,omitempty"`
-	// Remote: the network ran elsewhere, so CPU, memory and disk are not
-	// the network's; LoadCPUSecondsPer1k is the load generator's CPU.
+	// Remote: the network ran elsewhere, so its CPU, memory and disk
+	// figures stay zero; LoadCPUSecondsPer1k and LoadPeakRSSBytes are the
+	// load generator's own.
 	Remote              bool    `json:"remote,omitempty"`
 	LoadCPUSecondsPer1k float64 `json:"load_cpu_seconds_per_1k_events,omitempty"`
+	LoadPeakRSSBytes    int64   `json:"load_peak_rss_bytes,omitempty"`
 	// RSS sampled during the pipeline run (Config.RSSEvery).
 	RSSSamples []RSSSample `json:"rss_samples,omitempty"`
 }
@@ -322,7 +324,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if err := runRemote(ctx, c, res); err != nil {
 			return nil, err
 		}
-		res.PeakRSSBytes = peakRSS()
+		res.LoadPeakRSSBytes = peakRSS()
 		return res, nil
 	}
 

@@ -60,6 +60,9 @@ func TestRunRemote(t *testing.T) {
 	if !r.Remote || r.Events == 0 || r.EventsPerSec <= 0 {
 		t.Fatalf("no load measured: %+v", r)
 	}
+	if r.PeakRSSBytes != 0 || r.CPUSecondsPer1k != 0 || r.LoadPeakRSSBytes <= 0 || r.LoadCPUSecondsPer1k <= 0 {
+		t.Fatalf("the network's resources are reported for the load generator's: %+v", r)
+	}
 	if r.EventsLost != 0 || r.EventsDuplicated != 0 || r.Refused != 0 {
 		t.Fatalf("lost %d, duplicated %d, refused %d", r.EventsLost, r.EventsDuplicated, r.Refused)
 	}
