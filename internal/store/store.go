@@ -139,15 +139,11 @@ func Open(dir string, o Options) (*Store, error) {
 // keeps its entries in the main database, and deletes entries above the
 // stored height.
 func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
-	fs := o.FS
-	if fs == nil {
-		fs = vfs.Default
+	path, exists, err := subdir(o, dir, entriesDir)
+	if err != nil {
+		return err
 	}
-	path := fs.PathJoin(dir, entriesDir)
-	if _, err := fs.Stat(path); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if !exists {
 		// A store with entries in its main database keeps them there;
 		// so does a read-only open, which must not create anything.
 		legacy, err := hasKey(s.db, []byte{'e'}, []byte{'e' + 1})
@@ -155,7 +151,7 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 			return err
 		}
 	}
-	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
+	opts := subOptions(o, c)
 	// Every entry read names an entry that is stored: bloom filters would
 	// only cost their building. Tables here are moved down the levels and
 	// never merged, so they keep the size they are flushed at. With
@@ -186,20 +182,11 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 // records of a store created before the pool had a database of its own;
 // and deletes the pool records of events the chain holds.
 func (s *Store) openPool(dir string, o Options, c *pebble.Cache) error {
-	fs := o.FS
-	if fs == nil {
-		fs = vfs.Default
+	path, exists, err := subdir(o, dir, poolDir)
+	if err != nil || (!exists && (o.oneDatabase || o.ReadOnly)) {
+		return err
 	}
-	path := fs.PathJoin(dir, poolDir)
-	if _, err := fs.Stat(path); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if o.oneDatabase || o.ReadOnly {
-			return nil
-		}
-	}
-	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
+	opts := subOptions(o, c)
 	opts.MemTableSize = poolMemTableBytes
 	p, err := pebble.Open(path, opts)
 	if err != nil {
@@ -216,6 +203,27 @@ func (s *Store) openPool(dir string, o Options, c *pebble.Cache) error {
 		return fmt.Errorf("pool: %w", err)
 	}
 	return nil
+}
+
+// subdir returns the path of the database directory name inside dir, and
+// whether it exists.
+func subdir(o Options, dir, name string) (string, bool, error) {
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	path := fs.PathJoin(dir, name)
+	_, err := fs.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return path, false, nil
+	}
+	return path, err == nil, err
+}
+
+// subOptions returns the options the entries' and the pool's databases
+// start from: those of the main one, sharing its block cache.
+func subOptions(o Options, c *pebble.Cache) *pebble.Options {
+	return &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
 }
 
 // poolLo and poolHi bound the pool's records: "p" and "q".
