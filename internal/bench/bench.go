@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -102,15 +101,10 @@ type RSSSample struct {
 	Seconds   float64 `json:"s"`
 	RSSBytes  int64   `json:"rss_bytes"`
 	HeapBytes uint64  `json:"heap_inuse_bytes"`
-	// BenchBytes is the heap the bench's own record of acknowledged
-	// publishes holds (its slice's capacity): the network's share of the
-	// heap is HeapBytes less this.
-	BenchBytes int64 `json:"bench_record_bytes"`
 }
 
 // sampleRSS records memory every d until stop is closed.
-// record is the size of the load's record of samples (see load).
-func sampleRSS(d time.Duration, record *atomic.Int64, stop <-chan struct{}) <-chan []RSSSample {
+func sampleRSS(d time.Duration, stop <-chan struct{}) <-chan []RSSSample {
 	out := make(chan []RSSSample, 1)
 	go func() {
 		var got []RSSSample
@@ -120,7 +114,7 @@ func sampleRSS(d time.Duration, record *atomic.Int64, stop <-chan struct{}) <-ch
 		take := func() {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			got = append(got, RSSSample{Seconds: time.Since(start).Seconds(), RSSBytes: currentRSS(), HeapBytes: ms.HeapInuse, BenchBytes: record.Load()})
+			got = append(got, RSSSample{Seconds: time.Since(start).Seconds(), RSSBytes: currentRSS(), HeapBytes: ms.HeapInuse})
 		}
 		take()
 		for {
@@ -154,9 +148,7 @@ func currentRSS() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// sample is one acknowledged publish. It is small and holds no pointer:
-// a long run keeps millions, and the bench's own memory must not hide
-// whether the network's stays flat (32 bytes each, 64 MB for two million).
+// sample is one acknowledged publish, as the load's record keeps it.
 type sample struct {
 	dev   int32 // index into the run's devices
 	seq   int32 // the uid's sequence number
@@ -198,21 +190,17 @@ type loadOpts struct {
 	duration time.Duration
 	items    int // items per event
 	progress func(string, ...any)
-	record   *atomic.Int64 // if not nil, load keeps in it the bytes its samples hold
-	// countOnly keeps no samples, only their number: the broker-only run
-	// needs no more, and a record of its millions of publishes was the
-	// largest part of the bench's peak memory.
-	countOnly bool
+	// rec, if not nil, gets every acknowledged publish; the broker-only
+	// run needs only their number.
+	rec *record
 }
 
-// load publishes from devs and returns the acknowledged publishes (unless
-// o.countOnly), their number, the count of refusals, and when it began
-// (samples' times count from then).
-func load(ctx context.Context, devs []*sim.Device, o loadOpts) ([]sample, int, int, time.Time) {
+// load publishes from devs and returns the number of acknowledged
+// publishes, the number refused, and when it began (samples' times count
+// from then).
+func load(ctx context.Context, devs []*sim.Device, o loadOpts) (int, int, time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	var mu sync.Mutex
-	var out []sample
 	var acked, refused, sent atomic.Int64
 	// At a fixed rate, publish n is due at begin + n/rate: a shared
 	// schedule rather than a ticker, whose ticks are lost when they come
@@ -273,25 +261,19 @@ func load(ctx context.Context, devs []*sim.Device, o loadOpts) ([]sample, int, i
 					}
 					s.ackUs = int32(time.Since(t0).Microseconds())
 					acked.Add(1)
-					if o.countOnly {
-						continue
+					if o.rec != nil {
+						o.rec.add(s)
 					}
-					mu.Lock()
-					out = append(out, s)
-					if o.record != nil {
-						o.record.Store(int64(cap(out)) * int64(unsafe.Sizeof(s)))
-					}
-					mu.Unlock()
 				}
 			}()
 		}
 	}
 	wg.Wait()
-	return out, int(acked.Load()), int(refused.Load()), begin
+	return int(acked.Load()), int(refused.Load()), begin
 }
 
-func (c *Config) loadOpts(record *atomic.Int64) loadOpts {
-	return loadOpts{window: c.Window, rate: c.Rate, duration: c.Duration, items: c.PayloadItems, progress: c.Progress, record: record}
+func (c *Config) loadOpts(rec *record) loadOpts {
+	return loadOpts{window: c.Window, rate: c.Rate, duration: c.Duration, items: c.PayloadItems, progress: c.Progress, rec: rec}
 }
 
 func (c *Config) say(format string, args ...any) {
@@ -380,21 +362,25 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}()
 
 	say("pipeline: %d hubs, %v blocks", c.Hubs, c.BlockInterval)
+	rec, err := newRecord()
+	if err != nil {
+		return nil, err
+	}
+	defer rec.close()
 	var rss <-chan []RSSSample
-	var record atomic.Int64
 	stopRSS := make(chan struct{})
 	if c.RSSEvery > 0 {
-		rss = sampleRSS(c.RSSEvery, &record, stopRSS)
+		rss = sampleRSS(c.RSSEvery, stopRSS)
 	}
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	samples, _, refused, begin := load(ctx, devs, c.loadOpts(&record))
+	acked, refused, begin := load(ctx, devs, c.loadOpts(rec))
 	close(stopRSS)
 	if rss != nil {
 		res.RSSSamples = <-rss
 	}
 	res.Refused = refused
-	res.Events = len(samples)
+	res.Events = acked
 	// Wait until every acknowledged event is in a final block.
 	var lastFinal time.Time
 	deadline := time.Now().Add(2*time.Minute + 20*c.BlockInterval)
@@ -404,7 +390,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		h := led.Height()
-		if int(count) >= len(samples) && h > 0 && led.FinalHeight() == h {
+		if int(count) >= acked && h > 0 && led.FinalHeight() == h {
 			lastFinal = time.Now()
 			break
 		}
@@ -418,40 +404,44 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	elapsed := lastFinal.Sub(start)
 	cpu := cpuSeconds() - cpu0
 	wcancel()
-	res.EventsPerSec = float64(len(samples)) / elapsed.Seconds()
+	res.EventsPerSec = float64(acked) / elapsed.Seconds()
 	if res.BrokerOnlyPerSec > 0 {
 		res.Ratio = res.EventsPerSec / res.BrokerOnlyPerSec
 	}
-	if len(samples) > 0 {
-		res.CPUSecondsPer1k = cpu / float64(len(samples)) * 1000
+	if acked > 0 {
+		res.CPUSecondsPer1k = cpu / float64(acked) * 1000
 	}
 
 	// Exactly once, and the latencies, from the master's chain.
 	st := led.Store()
-	var puback, final []float64
+	puback, final := make([]float64, 0, acked), make([]float64, 0, acked)
 	var jsonBytes int
 	finalMu.Lock()
-	for _, s := range samples {
+	err = rec.each(func(s sample) error {
 		jsonBytes += int(s.size)
 		puback = append(puback, s.pubackMs())
 		loc, err := st.Locate(s.uid(devs))
 		if errors.Is(err, store.ErrNotFound) {
 			res.EventsLost++
-			continue
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if at, ok := finalAt[loc.Height]; ok {
 			final = append(final, float64(at.Sub(s.sentAt(begin)).Microseconds())/1000)
 		}
-	}
+		return nil
+	})
 	finalMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	count, err := led.Index().Count(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if extra := int(count) - (len(samples) - res.EventsLost); extra > 0 {
+	if extra := int(count) - (acked - res.EventsLost); extra > 0 {
 		res.EventsDuplicated = extra // the chain holds nothing but this run's events
 	}
 	res.PubackP50, res.PubackP99 = quantiles(puback)
@@ -478,11 +468,11 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err := n.Close(); err != nil {
 		return nil, err
 	}
-	if len(samples) > 0 {
-		res.EventJSONBytes = float64(jsonBytes) / float64(len(samples))
-		res.DiskBytesPerEvent = float64(dirSize(filepath.Join(dir, "master"))) / float64(len(samples))
+	if acked > 0 {
+		res.EventJSONBytes = float64(jsonBytes) / float64(acked)
+		res.DiskBytesPerEvent = float64(dirSize(filepath.Join(dir, "master"))) / float64(acked)
 		for i := range c.Hubs {
-			per := float64(dirSize(filepath.Join(dir, fmt.Sprintf("hub-%d", i+1)))) / float64(len(samples))
+			per := float64(dirSize(filepath.Join(dir, fmt.Sprintf("hub-%d", i+1)))) / float64(acked)
 			res.HubDiskBytesPerEvent = max(res.HubDiskBytesPerEvent, per)
 		}
 	}
@@ -554,9 +544,7 @@ func brokerOnly(ctx context.Context, c Config) (float64, error) {
 		devs = append(devs, d)
 	}
 	start := time.Now()
-	o := c.loadOpts(nil)
-	o.countOnly = true
-	_, acked, _, _ := load(ctx, devs, o)
+	acked, _, _ := load(ctx, devs, c.loadOpts(nil))
 	return float64(acked) / time.Since(start).Seconds(), nil
 }
 

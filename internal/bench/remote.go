@@ -160,14 +160,22 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	}()
 
 	c.say("remote network: %d devices over %d hub(s), %v", c.Devices, len(r.MQTTAddrs), c.Duration)
+	rec, err := newRecord()
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	samples, _, refused, begin := load(ctx, devs, c.loadOpts(nil))
+	acked, refused, begin := load(ctx, devs, c.loadOpts(rec))
 	loadCPU := cpuSeconds() - cpu0
-	res.Refused, res.Events = refused, len(samples)
+	res.Refused, res.Events = refused, acked
 	byDevice := map[string]bool{}
-	for _, s := range samples {
+	if err := rec.each(func(s sample) error {
 		byDevice[devs[s.dev].UID] = true
+		return nil
+	}); err != nil {
+		return err
 	}
 
 	// Wait until the chain holds as many new events as were acknowledged
@@ -184,7 +192,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		mu.Lock()
 		s := status
 		mu.Unlock()
-		inChain := s.Events >= st0.Events+uint64(len(samples))
+		inChain := s.Events >= st0.Events+uint64(acked)
 		if inChain && s.Height > st0.Height && s.FinalHeight == s.Height && s.IndexedHeight == s.Height {
 			found = map[string][]uint64{}
 			for dev := range byDevice {
@@ -197,10 +205,13 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 				}
 			}
 			missing := 0
-			for _, s := range samples {
+			if err := rec.each(func(s sample) error {
 				if len(found[s.uid(devs)]) == 0 {
 					missing++
 				}
+				return nil
+			}); err != nil {
+				return err
 			}
 			if missing == 0 {
 				lastFinal = time.Now()
@@ -221,16 +232,16 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	// The end is when the block of the last event became final, not when
 	// the bench got round to reading it.
 	var end time.Time
-	var puback, final []float64
+	puback, final := make([]float64, 0, acked), make([]float64, 0, acked)
 	var jsonBytes int
 	mu.Lock()
-	for _, s := range samples {
+	err = rec.each(func(s sample) error {
 		jsonBytes += int(s.size)
 		puback = append(puback, s.pubackMs())
 		hs := found[s.uid(devs)]
 		if len(hs) == 0 {
 			res.EventsLost++
-			continue
+			return nil
 		}
 		res.EventsDuplicated += len(hs) - 1
 		at, ok := finalAt[hs[0]]
@@ -239,20 +250,24 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 		}
 		end = later(end, at)
 		final = append(final, float64(at.Sub(s.sentAt(begin)).Microseconds())/1000)
-	}
+		return nil
+	})
 	mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if end.IsZero() {
 		end = lastFinal
 	}
-	res.EventsPerSec = float64(len(samples)) / end.Sub(start).Seconds()
+	res.EventsPerSec = float64(acked) / end.Sub(start).Seconds()
 	if res.BrokerOnlyPerSec > 0 {
 		res.Ratio = res.EventsPerSec / res.BrokerOnlyPerSec
 	}
 	res.PubackP50, res.PubackP99 = quantiles(puback)
 	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
-	if len(samples) > 0 {
-		res.EventJSONBytes = float64(jsonBytes) / float64(len(samples))
-		res.LoadCPUSecondsPer1k = loadCPU / float64(len(samples)) * 1000
+	if acked > 0 {
+		res.EventJSONBytes = float64(jsonBytes) / float64(acked)
+		res.LoadCPUSecondsPer1k = loadCPU / float64(acked) * 1000
 	}
 	res.Remote = true
 	return nil
