@@ -156,16 +156,7 @@ func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 		k := blocks[i].Height % Shards
 		parts[k] = append(parts[k], blocks[i])
 	}
-	err := x.eachShard(func(s *shard) error {
-		var buf []byte
-		var err error
-		for i := range parts[s.k] {
-			if buf, err = checkInput(&parts[s.k][i], buf); err != nil {
-				return fmt.Errorf("index block %d: %w", parts[s.k][i].Height, err)
-			}
-		}
-		return nil
-	})
+	err := x.eachShard(func(s *shard) error { return checkInputs(parts[s.k]) })
 	if err != nil {
 		return err
 	}
@@ -191,6 +182,53 @@ func (x *Index) AddBlocks(ctx context.Context, blocks []BlockInput) error {
 		}
 		return s.add(ctx, parts[s.k])
 	})
+}
+
+// AddShard indexes blocks of shard k alone, in one transaction: heights
+// h with h % Shards == k, each Shards above the one before, from
+// ShardHeight(k) on. Blocks below it that the shard holds with the same
+// hash are skipped; a first height above it returns an error wrapping
+// ErrGap. Shards take blocks independently: the index's Height is the
+// lowest height some shard lacks, so a shard ahead of the others adds
+// nothing to it until they catch up.
+func (x *Index) AddShard(ctx context.Context, k int, blocks []BlockInput) error {
+	if k < 0 || k >= Shards {
+		return fmt.Errorf("index shard %d: there are %d", k, Shards)
+	}
+	for i := range blocks {
+		h := blocks[i].Height
+		if h%Shards != uint64(k) || (i > 0 && h != blocks[i-1].Height+Shards) {
+			return fmt.Errorf("index block %d: %w: not the next block of shard %d", h, ErrGap, k)
+		}
+	}
+	if len(blocks) == 0 {
+		return nil
+	}
+	if err := checkInputs(blocks); err != nil {
+		return err
+	}
+	return x.shards[k].add(ctx, blocks)
+}
+
+// ShardHeight returns the next height shard k takes.
+func (x *Index) ShardHeight(ctx context.Context, k int) (uint64, error) {
+	if k < 0 || k >= Shards {
+		return 0, fmt.Errorf("index shard %d: there are %d", k, Shards)
+	}
+	s := x.shards[k]
+	return s.next(ctx, s.db)
+}
+
+// checkInputs runs checkInput on each block.
+func checkInputs(blocks []BlockInput) error {
+	var buf []byte
+	var err error
+	for i := range blocks {
+		if buf, err = checkInput(&blocks[i], buf); err != nil {
+			return fmt.Errorf("index block %d: %w", blocks[i].Height, err)
+		}
+	}
+	return nil
 }
 
 // writer fills the tables of one AddBlocks transaction through multi-row

@@ -153,3 +153,68 @@ func TestAddBlocksReportsAHoleInAShard(t *testing.T) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
 }
+
+// AddShard takes one shard's blocks while the other shard lags: the
+// index's height waits for the lagging shard, ShardHeight does not, and
+// blocks that are not the shard's next are refused without a write.
+func TestAddShardGoesAheadOfTheOtherShard(t *testing.T) {
+	ctx := context.Background()
+	x := openTest(t)
+	blocks := testBlocks(0, 2, 3, 1, 4, 2, 5, 1)
+	if err := x.AddShard(ctx, 0, []BlockInput{blocks[0], blocks[2], blocks[4]}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := x.ShardHeight(ctx, 0); err != nil || h != 6 {
+		t.Fatalf("ShardHeight(0) = %d, %v; want 6", h, err)
+	}
+	if h, err := x.ShardHeight(ctx, 1); err != nil || h != 1 {
+		t.Fatalf("ShardHeight(1) = %d, %v; want 1", h, err)
+	}
+	if h, err := x.Height(ctx); err != nil || h != 1 {
+		t.Fatalf("Height = %d, %v; want 1", h, err)
+	}
+	bad := blocks[5]
+	bad.Raw = bad.Raw[1:]
+	for name, in := range map[string]struct {
+		k      int
+		blocks []BlockInput
+	}{
+		"another shard's block":  {1, []BlockInput{blocks[2]}},
+		"a block skipped":        {1, []BlockInput{blocks[1], blocks[5]}},
+		"a gap before the first": {1, []BlockInput{blocks[3]}},
+		"heights out of order":   {1, []BlockInput{blocks[3], blocks[1]}},
+		"entries not their raw":  {1, []BlockInput{blocks[1], blocks[3], bad}},
+		"no such shard":          {Shards, []BlockInput{blocks[1]}},
+	} {
+		if err := x.AddShard(ctx, in.k, in.blocks); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if h, err := x.ShardHeight(ctx, 1); err != nil || h != 1 {
+			t.Fatalf("%s: ShardHeight(1) = %d, %v; want 1", name, h, err)
+		}
+	}
+	if err := x.AddShard(ctx, 1, []BlockInput{blocks[1], blocks[3]}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := x.Height(ctx); err != nil || h != 5 {
+		t.Fatalf("Height = %d, %v; want 5", h, err)
+	}
+	// Blocks the shard holds are skipped; with another hash, refused.
+	if err := x.AddShard(ctx, 0, []BlockInput{blocks[4], blocks[6]}); err != nil {
+		t.Fatal(err)
+	}
+	other := blocks[3]
+	other.Hash[0] ^= 1
+	if err := x.AddShard(ctx, 1, []BlockInput{other, blocks[5]}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("another block 3: err = %v, want ErrCorrupt", err)
+	}
+	if err := x.AddShard(ctx, 1, []BlockInput{blocks[5]}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := x.Height(ctx); err != nil || h != 7 {
+		t.Fatalf("Height = %d, %v; want 7", h, err)
+	}
+	if n, err := x.Count(ctx); err != nil || n != 18 {
+		t.Fatalf("Count = %d, %v; want 18", n, err)
+	}
+}

@@ -19,10 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -49,22 +47,20 @@ type Ledger struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// The background indexer (see indexLoop). idxMu serializes writes to
-	// the index; indexed is the index height once Open returns.
-	idxMu   sync.Mutex
-	indexed atomic.Uint64
-	qMu     sync.Mutex // guards idxq, idxqN, idxDropped, idxWake and idxTaken
-	idxq    []index.BlockInput
-	idxqN   int // entries in idxq
-	// idxDropped: a stored block found the queue full; the indexer reads
-	// it back from the store.
-	idxDropped bool
-	idxWake    chan struct{} // closed and replaced whenever indexed grows
-	idxTaken   chan struct{} // closed and replaced whenever the indexer takes the queue
-	idxSig     chan struct{}
-	idxStop    chan struct{}
-	idxDone    chan struct{}
-	idxClose   context.CancelFunc
+	// The background indexer, a worker per index shard (indexer.go).
+	// indexed is the index's height as last read (readIndexed, which
+	// heightMu serializes).
+	indexed  atomic.Uint64
+	heightMu sync.Mutex
+	qMu      sync.Mutex                       // guards queue, queued, idxWake and idxTaken
+	queue    [index.Shards][]index.BlockInput // decoded blocks for each shard, ascending
+	queued   [index.Shards]int                // entries in queue
+	idxWake  chan struct{}                    // closed and replaced whenever indexed grows
+	idxTaken chan struct{}                    // closed and replaced whenever a worker takes from its queue
+	idxSig   [index.Shards]chan struct{}
+	idxStop  chan struct{}
+	idxDone  sync.WaitGroup
+	idxClose context.CancelFunc
 
 	mu     sync.RWMutex // guards the head below
 	height uint64
@@ -97,15 +93,20 @@ func Open(ctx context.Context, c Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory(),
-		idxWake: make(chan struct{}), idxTaken: make(chan struct{}), idxSig: make(chan struct{}, 1), idxStop: make(chan struct{}), idxDone: make(chan struct{})}
+		idxWake: make(chan struct{}), idxTaken: make(chan struct{}), idxStop: make(chan struct{})}
+	for k := range l.idxSig {
+		l.idxSig[k] = make(chan struct{}, 1)
+	}
 	if err := l.recover(ctx); err != nil {
-		close(l.idxDone)
 		l.Close()
 		return nil, err
 	}
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.idxClose = cancel
-	go l.indexLoop(ictx)
+	for k := range index.Shards {
+		l.idxDone.Add(1)
+		go l.indexLoop(ictx, k)
+	}
 	return l, nil
 }
 
@@ -156,7 +157,7 @@ func (l *Ledger) Events() int64 { return l.events.Load() }
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.idxStop)
-		<-l.idxDone
+		l.idxDone.Wait()
 		if l.idxClose != nil {
 			l.idxClose()
 		}
@@ -269,264 +270,6 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 	}
 	l.queueIndex(index.BlockInput{Height: blk.Header.Height, Hash: hash, MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
 	return nil
-}
-
-// maxQueuedEntries bounds the decoded entries waiting for the indexer. A
-// block that would pass it is not queued: the indexer reads it back from
-// the store instead, so a slow index costs time, never unbounded memory.
-var maxQueuedEntries = 50_000 // a variable for tests
-
-// queueIndex hands a stored block to the indexer.
-func (l *Ledger) queueIndex(b index.BlockInput) {
-	l.qMu.Lock()
-	if l.idxqN+len(b.Entries) <= maxQueuedEntries || len(l.idxq) == 0 {
-		l.idxq = append(l.idxq, b)
-		l.idxqN += len(b.Entries)
-	} else {
-		l.idxDropped = true
-	}
-	l.qMu.Unlock()
-	select {
-	case l.idxSig <- struct{}{}:
-	default:
-	}
-}
-
-// indexLoop indexes stored blocks as Append queues them, all that wait in
-// one transaction. When Close asks it to stop, it first indexes every
-// stored block, so that a cleanly closed node's index is level with its
-// chain (`cissan verify data` checks that).
-func (l *Ledger) indexLoop(ctx context.Context) {
-	defer close(l.idxDone)
-	retry := time.Second
-	for {
-		var stopping bool
-		select {
-		case <-l.idxSig:
-		case <-l.idxStop:
-			stopping = true
-		}
-		if err := l.indexQueued(ctx); err != nil {
-			l.log.Error("index blocks; will retry", "err", err, "retry_in", retry)
-			if stopping {
-				return
-			}
-			select {
-			case <-time.After(retry):
-			case <-l.idxStop:
-			}
-			select {
-			case l.idxSig <- struct{}{}:
-			default:
-			}
-			continue
-		}
-		if stopping {
-			return
-		}
-	}
-}
-
-// indexQueued indexes the queued blocks, reading from the store any
-// stored block the queue lacks.
-func (l *Ledger) indexQueued(ctx context.Context) error {
-	l.idxMu.Lock()
-	defer l.idxMu.Unlock()
-	l.qMu.Lock()
-	q, dropped := l.idxq, l.idxDropped
-	l.idxq, l.idxqN, l.idxDropped = nil, 0, false
-	close(l.idxTaken)
-	l.idxTaken = make(chan struct{})
-	l.qMu.Unlock()
-	next := l.indexed.Load()
-	for len(q) > 0 && q[0].Height < next {
-		q = q[1:]
-	}
-	if len(q) == 0 || q[0].Height != next {
-		// Blocks the queue dropped, or an earlier failure: read them back.
-		return l.syncIndexLocked(ctx)
-	}
-	for i := range q {
-		if q[i].Height != next+uint64(i) {
-			return l.syncIndexLocked(ctx)
-		}
-	}
-	q, later := evenBatch(q)
-	if len(later) > 0 {
-		l.requeue(later)
-	}
-	if err := l.idx.AddBlocks(ctx, q); err != nil {
-		if h, herr := l.idx.Height(ctx); herr == nil {
-			l.setIndexed(h)
-		}
-		return err
-	}
-	l.setIndexed(q[len(q)-1].Height + 1)
-	if dropped {
-		// The blocks the queue had no room for came after these; no
-		// further Append may come to signal for them.
-		return l.syncIndexLocked(ctx)
-	}
-	return nil
-}
-
-// evenBatch splits the queued blocks q into a batch for the index now and
-// the blocks for the next batch. Each of the index's files takes its
-// share of a batch at once: given three blocks, one file would wait while
-// the other takes its second. A batch is therefore a multiple of
-// index.Shards blocks, unless it is fewer (a catch-up ran 14-20% faster
-// so).
-func evenBatch(q []index.BlockInput) (now, later []index.BlockInput) {
-	keep := len(q) % index.Shards
-	if keep == 0 || len(q) < index.Shards {
-		return q, nil
-	}
-	return q[:len(q)-keep], q[len(q)-keep:]
-}
-
-// requeue puts blocks taken from the queue back at its head, and wakes
-// the indexer for them.
-func (l *Ledger) requeue(blocks []index.BlockInput) {
-	l.qMu.Lock()
-	l.idxq = append(slices.Clone(blocks), l.idxq...)
-	for _, b := range blocks {
-		l.idxqN += len(b.Entries)
-	}
-	l.qMu.Unlock()
-	select {
-	case l.idxSig <- struct{}{}:
-	default:
-	}
-}
-
-func (l *Ledger) setIndexed(h uint64) {
-	l.qMu.Lock()
-	defer l.qMu.Unlock()
-	if h != l.indexed.Load() {
-		l.indexed.Store(h)
-		close(l.idxWake)
-		l.idxWake = make(chan struct{})
-	}
-}
-
-// IndexedHeight returns the number of blocks this node has indexed.
-func (l *Ledger) IndexedHeight() uint64 { return l.indexed.Load() }
-
-// WaitIndexed waits until this node has indexed blocks below h.
-func (l *Ledger) WaitIndexed(ctx context.Context, h uint64) error {
-	for {
-		l.qMu.Lock()
-		wake := l.idxWake
-		l.qMu.Unlock()
-		if l.indexed.Load() >= h {
-			return nil
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for index height %d: %w", h, ctx.Err())
-		}
-	}
-}
-
-// WaitIndexQueue waits while the blocks queued for the indexer hold half
-// of what the queue takes. A hub catching up appends blocks faster than
-// it indexes them; waiting here hands the indexer entries already
-// decoded, where a full queue would make it read them back from the store
-// and decode them again, on the core that limits a catch-up.
-func (l *Ledger) WaitIndexQueue(ctx context.Context) error {
-	for {
-		l.qMu.Lock()
-		n, taken := l.idxqN, l.idxTaken
-		l.qMu.Unlock()
-		if n <= maxQueuedEntries/2 {
-			return nil
-		}
-		select {
-		case <-taken:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the indexer: %w", ctx.Err())
-		}
-	}
-}
-
-// SyncIndex indexes every stored block above the index's height.
-func (l *Ledger) SyncIndex(ctx context.Context) error {
-	l.idxMu.Lock()
-	defer l.idxMu.Unlock()
-	return l.syncIndexLocked(ctx)
-}
-
-func (l *Ledger) syncIndexLocked(ctx context.Context) error {
-	ih, err := l.idx.Height(ctx)
-	if err != nil {
-		return err
-	}
-	l.setIndexed(ih)
-	top := l.Height()
-	if ih >= top {
-		return nil
-	}
-	// The next batch is read and decoded while the index takes this one.
-	batches := make(chan syncBatch)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(batches)
-		for h := ih; h < top; {
-			b := l.loadBatch(h, top)
-			select {
-			case batches <- b:
-			case <-stop:
-				return
-			}
-			if b.err != nil {
-				return
-			}
-			h = b.next
-		}
-	}()
-	for b := range batches {
-		if b.err != nil {
-			return fmt.Errorf("sync index: %w", b.err)
-		}
-		if err := l.idx.AddBlocks(ctx, b.blocks); err != nil {
-			return fmt.Errorf("sync index: %w", err)
-		}
-		l.setIndexed(b.next)
-	}
-	return nil
-}
-
-// syncBatchEntries is about the most entries syncIndexLocked gives the
-// index at once: two blocks of 10,000, so that both of the index's files
-// take one. With the next batch decoded meanwhile, about twice this many
-// entries are in memory (more when a single block holds more).
-var syncBatchEntries = 20_000 // a variable for tests
-
-// syncBatch is stored blocks from one height to next, decoded for the
-// index.
-type syncBatch struct {
-	blocks []index.BlockInput
-	next   uint64
-	err    error
-}
-
-// loadBatch reads and decodes the stored blocks from height h up to top,
-// or up to about syncBatchEntries entries.
-func (l *Ledger) loadBatch(h, top uint64) syncBatch {
-	var b syncBatch
-	for n := 0; h < top && n < syncBatchEntries; h++ {
-		blk, entries, err := l.load(h)
-		if err != nil {
-			b.err = err
-			return b
-		}
-		b.blocks = append(b.blocks, index.BlockInput{Height: h, Hash: blk.Header.Hash(), MintTimeMs: blk.Header.MintTimeMs, Entries: entries, Raw: blk.Entries})
-		n += len(entries) + 1
-	}
-	b.next = h
-	return b
 }
 
 // Block returns stored block h.

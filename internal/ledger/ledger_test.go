@@ -118,7 +118,8 @@ func TestNextNetworkRefusesConflicts(t *testing.T) {
 // next one fills the queue and the rest find it full; the indexer then
 // takes that queue last.
 func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
-	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
+	n := maxQueuedEntries
+	t.Cleanup(func() { maxQueuedEntries = n }) // after the ledger closes
 	maxQueuedEntries = 1
 	net := oneHubNetwork()
 	l := open(t, t.TempDir(), net)
@@ -134,25 +135,14 @@ func TestIndexReachesBlocksTheQueueDropped(t *testing.T) {
 	}
 }
 
-func TestEvenBatch(t *testing.T) {
-	q := make([]index.BlockInput, 7)
-	for i := range q {
-		q[i].Height = uint64(i)
-	}
-	for n, want := range map[int]int{0: 0, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 7: 6} {
-		now, later := evenBatch(q[:n])
-		if len(now) != want || len(later) != n-want || (len(later) > 0 && later[0].Height != uint64(want)) {
-			t.Errorf("evenBatch of %d blocks = %d now, %d later; want %d now", n, len(now), len(later), want)
-		}
-	}
-}
-
-// Blocks left for the next batch are indexed too, though no Append comes
-// to wake the indexer for them.
-func TestIndexTakesTheBlocksLeftForTheNextBatch(t *testing.T) {
+// A shard's worker takes the queued blocks from its shard's height up to
+// the first gap, and reads the blocks in a gap back from the store: here
+// the queue of shard 0 lacks block 2 (as when a full queue turned it
+// away), and no Append comes to wake the workers again.
+func TestIndexFillsGapsInTheQueueFromTheStore(t *testing.T) {
 	l := open(t, t.TempDir(), oneHubNetwork())
 	var q []index.BlockInput
-	for range 3 {
+	for range 6 {
 		blk := appendBlock(t, l, 2)
 		_, entries, err := l.load(blk.Header.Height)
 		if err != nil {
@@ -163,30 +153,38 @@ func TestIndexTakesTheBlocksLeftForTheNextBatch(t *testing.T) {
 	ctx := context.Background()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := l.WaitIndexed(wctx, 3); err != nil {
+	if err := l.WaitIndexed(wctx, 6); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Index().Reset(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l.setIndexed(0)
-	l.qMu.Lock()
-	l.idxq, l.idxqN = q, 6
-	l.qMu.Unlock()
-	l.idxSig <- struct{}{}
-	if err := l.WaitIndexed(wctx, 3); err != nil {
-		t.Fatalf("index at %d of 3 blocks: %v", l.IndexedHeight(), err)
+	if err := l.readIndexed(ctx); err != nil || l.IndexedHeight() != 0 {
+		t.Fatalf("IndexedHeight after a reset = %d (%v), want 0", l.IndexedHeight(), err)
 	}
-	if n, err := l.Index().Count(ctx); err != nil || n != 6 {
-		t.Fatalf("Count = %d, %v; want 6", n, err)
+	l.qMu.Lock()
+	l.queue[0], l.queued[0] = []index.BlockInput{q[0], q[4]}, 4
+	l.queue[1], l.queued[1] = []index.BlockInput{q[1], q[3], q[5]}, 6
+	l.qMu.Unlock()
+	l.signal(0)
+	l.signal(1)
+	if err := l.WaitIndexed(wctx, 6); err != nil {
+		t.Fatalf("index at %d of 6 blocks: %v", l.IndexedHeight(), err)
+	}
+	if n, err := l.Index().Count(ctx); err != nil || n != 12 {
+		t.Fatalf("Count = %d, %v; want 12", n, err)
+	}
+	l.qMu.Lock()
+	defer l.qMu.Unlock()
+	if len(l.queue[0])+len(l.queue[1]) != 0 || l.queued != [index.Shards]int{} {
+		t.Fatalf("queues left: %d and %d blocks, %v entries", len(l.queue[0]), len(l.queue[1]), l.queued)
 	}
 }
 
-// SyncIndex rebuilds the index from the store in batches, reading each
-// batch while the index takes the one before.
+// SyncIndex rebuilds the index from the store, each shard in batches.
 func TestSyncIndexInBatches(t *testing.T) {
 	defer func(n int) { syncBatchEntries = n }(syncBatchEntries)
-	syncBatchEntries = 3 // two blocks of two entries a batch
+	syncBatchEntries = 4 // two blocks of two entries a batch
 	l := open(t, t.TempDir(), oneHubNetwork())
 	ctx := context.Background()
 	for range 7 {
@@ -266,26 +264,41 @@ func TestBlocksStopAfterAboutBlocksBytes(t *testing.T) {
 	}
 }
 
-// WaitIndexQueue returns at once while the indexer's queue is at most half
-// full, and otherwise when the indexer takes the queue; it gives up with
-// its context.
+// WaitIndexQueue returns at once while the queue of the next block's shard
+// is at most half full, and otherwise when that shard's worker takes from
+// its queue; it gives up with its context.
 func TestWaitIndexQueue(t *testing.T) {
-	defer func(n int) { maxQueuedEntries = n }(maxQueuedEntries)
-	maxQueuedEntries = 4
+	n := maxQueuedEntries
+	t.Cleanup(func() { maxQueuedEntries = n }) // after the ledger closes
+	maxQueuedEntries = 4 * index.Shards        // a share of 4
 	net := oneHubNetwork()
-	l := open(t, t.TempDir(), net)
+	dir := t.TempDir()
+	l := open(t, dir, net)
 	ctx := context.Background()
+	appendBlock(t, l, 1)
+	appendBlock(t, l, 1)
+	// Reopened, the ledger has indexed both blocks before its workers
+	// start, and no Append wakes them: they stay idle until signaled.
+	l.Close()
+	l = open(t, dir, net)
 	if err := l.WaitIndexQueue(ctx); err != nil {
 		t.Fatalf("empty queue: %v", err)
 	}
-	// Fill the queue by hand, as Append does but without waking the
-	// indexer, so that it stays full for the checks below.
-	l.qMu.Lock()
-	l.idxq = append(l.idxq, index.BlockInput{Height: 99})
-	l.idxqN = 3
-	l.qMu.Unlock()
+	// Fill the queues by hand with blocks indexed already, as Append
+	// would but without waking the workers, so that they stay full for
+	// the checks below. The next block is 2, of shard 0: shard 1's full
+	// queue does not hold it back.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
+	l.qMu.Lock()
+	l.queue[1], l.queued[1] = []index.BlockInput{{Height: 1, Entries: make([]*event.Entry, 3)}}, 3
+	l.qMu.Unlock()
+	if err := l.WaitIndexQueue(cctx); err != nil {
+		t.Fatalf("another shard's queue full: %v", err)
+	}
+	l.qMu.Lock()
+	l.queue[0], l.queued[0] = []index.BlockInput{{Height: 0, Entries: make([]*event.Entry, 3)}}, 3
+	l.qMu.Unlock()
 	if err := l.WaitIndexQueue(cctx); err == nil {
 		t.Fatal("a queue over half full, the context done: no error")
 	}
@@ -296,9 +309,8 @@ func TestWaitIndexQueue(t *testing.T) {
 		t.Fatalf("returned %v while the queue is over half full", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	// Wake the indexer, as Append does: it takes the queue (and, finding
-	// a gap below height 99, reads the store, which holds nothing more).
-	l.idxSig <- struct{}{}
+	// Wake the worker, as Append does: it drops the block it holds.
+	l.signal(0)
 	select {
 	case err := <-done:
 		if err != nil {
