@@ -111,7 +111,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: event.DefaultLimits(), Log: log})
+	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: event.DefaultLimits(), Log: log, IndexWhenFinal: master.IndexWhenFinal(*interval)})
 	if err != nil {
 		return err
 	}

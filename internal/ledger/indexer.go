@@ -23,6 +23,13 @@ import (
 // queue turned away, or one a failed transaction left). So no block is
 // lost to a full queue or a failure, and SyncIndex is the same work run
 // to the chain's height.
+//
+// On the master (Config.IndexWhenFinal) a worker leaves a new block until
+// it is final, or until a bound after its minting: the hubs validate a
+// block in the moments after it is minted, finality waits for them, and
+// indexing it then took CPU from them. At 17,700 events/s (half the
+// machine's maximum) mint to final took 179 ms at the median and 359 ms
+// at p99 with the index competing, 139 and 256 ms without.
 
 // maxQueuedEntries bounds the decoded entries waiting for the indexer,
 // each shard's queue holding a share. A block that would pass its shard's
@@ -98,6 +105,7 @@ func (l *Ledger) indexShard(ctx context.Context, k int) error {
 		if err != nil {
 			return err
 		}
+		l.awaitFinal(next)
 		blocks, err := l.shardBlocks(k, next)
 		if err != nil {
 			return err
@@ -157,6 +165,43 @@ func (l *Ledger) shardBlocks(k int, next uint64) ([]index.BlockInput, error) {
 		n += len(entries) + 1
 	}
 	return out, nil
+}
+
+// awaitFinal waits, on a ledger that indexes blocks once they are final,
+// until stored block h is final or indexWhenFinal has passed since it was
+// minted. It returns at once if h is not stored, and when Close begins.
+func (l *Ledger) awaitFinal(h uint64) {
+	if l.indexWhenFinal <= 0 {
+		return
+	}
+	for h < l.Height() {
+		l.qMu.Lock()
+		wake := l.finalWake
+		l.qMu.Unlock()
+		if ok, err := l.Final(h); ok || err != nil {
+			return
+		}
+		hdr, _, err := l.st.Header(h)
+		if err != nil {
+			return // shardBlocks meets it too, and reports it
+		}
+		wait := time.Until(time.UnixMilli(hdr.MintTimeMs).Add(l.indexWhenFinal))
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-l.idxStop:
+		}
+		t.Stop()
+		select {
+		case <-l.idxStop:
+			return
+		default:
+		}
+	}
 }
 
 // readIndexed sets IndexedHeight from the index: the lowest height a

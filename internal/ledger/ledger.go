@@ -8,9 +8,10 @@
 // level: Append hands each stored block to it and returns, so that neither
 // the master's next block nor a hub's countersignature waits for SQLite,
 // and under load several blocks go into one index transaction. A block
-// counts as final (Final, FinalHeight) only once this node has indexed it,
-// so whoever is told an event is final can also find it by search. Close
-// indexes every stored block before it returns.
+// counts as final (Final, FinalHeight) once a quorum of hubs has accepted
+// it, index or not: an event in a final block is found by uid at once, and
+// by search once IndexedHeight passes its block. Close indexes every
+// stored block before it returns.
 package ledger
 
 import (
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"cissan/internal/analyze"
 	"cissan/internal/chain"
@@ -61,6 +63,10 @@ type Ledger struct {
 	idxStop  chan struct{}
 	idxDone  sync.WaitGroup
 	idxClose context.CancelFunc
+	// indexWhenFinal is Config.IndexWhenFinal; finalWake is closed and
+	// replaced (under qMu) whenever a validation is recorded.
+	indexWhenFinal time.Duration
+	finalWake      chan struct{}
 
 	mu     sync.RWMutex // guards the head below
 	height uint64
@@ -74,6 +80,12 @@ type Config struct {
 	Network *chain.Network
 	Limits  event.Limits
 	Log     *slog.Logger
+	// IndexWhenFinal, if positive, has the background indexer leave a new
+	// block until it is final or this long after it was minted, whichever
+	// comes first. The master sets it: indexing a block while the hubs
+	// validate it took the CPU their validation needed, and finality
+	// waits for that validation (see indexer.go).
+	IndexWhenFinal time.Duration
 }
 
 // Paths of a ledger's files inside its directory.
@@ -93,7 +105,8 @@ func Open(ctx context.Context, c Config) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{net: c.Network, limits: c.Limits, st: st, idx: idx, log: c.Log, hist: chain.NewHistory(),
-		idxWake: make(chan struct{}), idxTaken: make(chan struct{}), idxStop: make(chan struct{})}
+		idxWake: make(chan struct{}), idxTaken: make(chan struct{}), idxStop: make(chan struct{}),
+		indexWhenFinal: c.IndexWhenFinal, finalWake: make(chan struct{})}
 	for k := range l.idxSig {
 		l.idxSig[k] = make(chan struct{}, 1)
 	}
@@ -394,5 +407,12 @@ func (l *Ledger) RecordValidation(v *chain.Validation) error {
 	if err := b.PutValidation(v); err != nil {
 		return err
 	}
-	return b.Commit()
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	l.qMu.Lock()
+	close(l.finalWake)
+	l.finalWake = make(chan struct{})
+	l.qMu.Unlock()
+	return nil
 }

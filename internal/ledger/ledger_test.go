@@ -320,3 +320,80 @@ func TestWaitIndexQueue(t *testing.T) {
 		t.Fatal("still waiting after the queue was taken")
 	}
 }
+
+// appendMinted appends a block of n events minted at mint.
+func appendMinted(t *testing.T, l *Ledger, n int, mint time.Time) *chain.Block {
+	t.Helper()
+	entries := make([]*event.Entry, n)
+	raws := make([][]byte, n)
+	x := l.Expect()
+	for i := range entries {
+		entries[i] = &event.Entry{HubID: "hub-1", ReceivedMs: 1, Event: event.Event{UID: fmt.Sprint("m", x.Height, ".", i), Timestamp: 1, Namespace: "a/b", DeviceUID: "d"}}
+		raws[i] = entries[i].Encode()
+	}
+	blk := chain.Seal(chain.Header{Network: x.Network, Height: x.Height, Prev: x.Prev, MintTimeMs: mint.UnixMilli(), HistoryRoot: x.HistoryRoot}, raws, nil, key(1))
+	if err := l.Append(context.Background(), blk, entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	return blk
+}
+
+// With IndexWhenFinal, a new block is indexed once a quorum accepts it,
+// or once the bound after its minting has passed; Close indexes every
+// block at once.
+func TestIndexWhenFinal(t *testing.T) {
+	net := oneHubNetwork()
+	dir := t.TempDir()
+	ctx := context.Background()
+	l, err := Open(ctx, Config{Dir: dir, Network: net, Limits: event.DefaultLimits(), Log: slog.New(slog.DiscardHandler), IndexWhenFinal: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := appendMinted(t, l, 2, time.Now())
+	time.Sleep(200 * time.Millisecond)
+	if h := l.IndexedHeight(); h != 0 {
+		t.Fatalf("a block no hub accepted yet is indexed: IndexedHeight %d", h)
+	}
+	v := &chain.Validation{HubID: "hub-1", Height: 0, BlockHash: blk.Header.Hash(), Verdict: chain.Accept}
+	v.Sign(net.ID, key(2))
+	if err := l.RecordValidation(v); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.WaitIndexed(wctx, 1); err != nil {
+		t.Fatalf("the block is final: %v", err)
+	}
+	// Minted long enough ago: indexed though no hub accepts it.
+	appendMinted(t, l, 2, time.Now().Add(-2*time.Hour))
+	if err := l.WaitIndexed(wctx, 2); err != nil {
+		t.Fatalf("a block past the bound: %v", err)
+	}
+	appendMinted(t, l, 3, time.Now())
+	start := time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	x, err := index.Open(IndexPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if h, err := x.Height(ctx); err != nil || h != 3 {
+		t.Fatalf("after Close the index height is %d (%v), want 3", h, err)
+	}
+}
+
+// A block final or not, a ledger without IndexWhenFinal indexes it at once.
+func TestIndexWithoutWaitingForFinality(t *testing.T) {
+	l := open(t, t.TempDir(), oneHubNetwork())
+	appendMinted(t, l, 2, time.Now())
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.WaitIndexed(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+}

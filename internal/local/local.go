@@ -128,15 +128,15 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 
 	b := bus.NewInProc()
-	openLedger := func(dir string) (*ledger.Ledger, error) {
-		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: n.Net, Limits: cfg.Limits, Log: cfg.Log})
+	openLedger := func(dir string, indexWhenFinal time.Duration) (*ledger.Ledger, error) {
+		l, err := ledger.Open(ctx, ledger.Config{Dir: dir, Network: n.Net, Limits: cfg.Limits, Log: cfg.Log, IndexWhenFinal: indexWhenFinal})
 		if err == nil {
 			n.ledgers = append(n.ledgers, l)
 		}
 		return l, err
 	}
 
-	ml, err := openLedger(filepath.Join(cfg.DataDir, "master"))
+	ml, err := openLedger(filepath.Join(cfg.DataDir, "master"), master.IndexWhenFinal(cfg.BlockInterval))
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", n.Master.HandleValidation) })
 
 	for i, id := range ids {
-		hl, err := openLedger(filepath.Join(cfg.DataDir, id))
+		hl, err := openLedger(filepath.Join(cfg.DataDir, id), 0)
 		if err != nil {
 			return nil, err
 		}

@@ -29,12 +29,25 @@ type Publisher interface {
 	PublishBlock(ctx context.Context, b *chain.Block) error
 }
 
+// DefaultBlockInterval is the time between blocks unless configured.
+const DefaultBlockInterval = time.Second
+
+// IndexWhenFinal is the ledger option (ledger.Config.IndexWhenFinal) a
+// master with this block interval opens its ledger with: its index waits
+// for a block's finality, but never past the next block.
+func IndexWhenFinal(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return DefaultBlockInterval
+	}
+	return interval
+}
+
 // Config configures a master.
 type Config struct {
 	Ledger        *ledger.Ledger
 	Key           ed25519.PrivateKey
 	Bus           Publisher
-	BlockInterval time.Duration // default 1s
+	BlockInterval time.Duration // default DefaultBlockInterval
 	MaxEntries    int           // a block is minted early when the pool holds this many; default 50,000
 	// Analyzers is the configuration recorded in the first block when the
 	// chain has none; later changes go through SetAnalyzers.
@@ -69,7 +82,7 @@ type pooled struct {
 // New starts a master from its ledger, reloading the durable pool.
 func New(cfg Config) (*Master, error) {
 	if cfg.BlockInterval <= 0 {
-		cfg.BlockInterval = time.Second
+		cfg.BlockInterval = DefaultBlockInterval
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 50_000
