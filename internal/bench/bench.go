@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,12 +418,12 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 
 	// Exactly once, and the latencies, from the master's chain.
 	st := led.Store()
-	puback, final := make([]float64, 0, acked), make([]float64, 0, acked)
+	var puback, final latencies
 	var jsonBytes int
 	finalMu.Lock()
 	err = rec.each(func(s sample) error {
 		jsonBytes += int(s.size)
-		puback = append(puback, s.pubackMs())
+		puback.add(s.pubackMs())
 		loc, err := st.Locate(s.uid(devs))
 		if errors.Is(err, store.ErrNotFound) {
 			res.EventsLost++
@@ -434,7 +433,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return err
 		}
 		if at, ok := finalAt[loc.Height]; ok {
-			final = append(final, float64(at.Sub(s.sentAt(begin)).Microseconds())/1000)
+			final.add(float64(at.Sub(s.sentAt(begin)).Microseconds()) / 1000)
 		}
 		return nil
 	})
@@ -449,18 +448,18 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if extra := int(count) - (acked - res.EventsLost); extra > 0 {
 		res.EventsDuplicated = extra // the chain holds nothing but this run's events
 	}
-	res.PubackP50, res.PubackP99 = quantiles(puback)
-	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
+	res.PubackP50, res.PubackP99 = puback.quantiles()
+	res.PublishToFinalP50, res.PublishToFinalP99 = final.quantiles()
 	// How long blocks took from minting to final: the part of the
 	// latency that is not waiting for the next block.
 	sinceMint := func(at map[uint64]time.Time) (p50, p99 float64) {
-		var ms []float64
+		var ms latencies
 		for h, t := range at {
 			if hdr, _, err := st.Header(h); err == nil && hdr.EntryCount > 0 {
-				ms = append(ms, float64(t.UnixMilli()-hdr.MintTimeMs))
+				ms.add(float64(t.UnixMilli() - hdr.MintTimeMs))
 			}
 		}
-		return quantiles(ms)
+		return ms.quantiles()
 	}
 	finalMu.Lock()
 	res.MintToFinalP50, res.MintToFinalP99 = sinceMint(finalAt)
@@ -482,14 +481,6 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func quantiles(v []float64) (p50, p99 float64) {
-	if len(v) == 0 {
-		return 0, 0
-	}
-	slices.Sort(v)
-	return v[len(v)/2], v[min(len(v)-1, len(v)*99/100)]
 }
 
 // devices registers and connects count devices, spread over the hubs.

@@ -232,12 +232,12 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	// The end is when the block of the last event became final, not when
 	// the bench got round to reading it.
 	var end time.Time
-	puback, final := make([]float64, 0, acked), make([]float64, 0, acked)
+	var puback, final latencies
 	var jsonBytes int
 	mu.Lock()
 	err = rec.each(func(s sample) error {
 		jsonBytes += int(s.size)
-		puback = append(puback, s.pubackMs())
+		puback.add(s.pubackMs())
 		hs := found[s.uid(devs)]
 		if len(hs) == 0 {
 			res.EventsLost++
@@ -249,7 +249,7 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 			at = lastFinal
 		}
 		end = later(end, at)
-		final = append(final, float64(at.Sub(s.sentAt(begin)).Microseconds())/1000)
+		final.add(float64(at.Sub(s.sentAt(begin)).Microseconds()) / 1000)
 		return nil
 	})
 	mu.Unlock()
@@ -263,8 +263,8 @@ func runRemote(ctx context.Context, c Config, res *Result) error {
 	if res.BrokerOnlyPerSec > 0 {
 		res.Ratio = res.EventsPerSec / res.BrokerOnlyPerSec
 	}
-	res.PubackP50, res.PubackP99 = quantiles(puback)
-	res.PublishToFinalP50, res.PublishToFinalP99 = quantiles(final)
+	res.PubackP50, res.PubackP99 = puback.quantiles()
+	res.PublishToFinalP50, res.PublishToFinalP99 = final.quantiles()
 	if acked > 0 {
 		res.EventJSONBytes = float64(jsonBytes) / float64(acked)
 		res.LoadCPUSecondsPer1k = loadCPU / float64(acked) * 1000
