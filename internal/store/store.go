@@ -18,10 +18,11 @@
 // the main database, left with the uid records, flushes a tenth as often.
 //
 // Storing a block writes its entries (synced), then the rest (synced
-// too), then the deletion of the pool records it logs: the main database's
-// height record says which blocks are stored. Open deletes any entries
-// above it, and any pool record whose uid the chain holds: what a crash
-// between the writes leaves behind. A store created before entries had a
+// too), then the deletion of the pool records it logs (not synced): the
+// main database's height record says which blocks are stored. Open
+// deletes any entries above it, and any pool record whose uid the chain
+// holds: what a crash between the writes, or before the deletions reach
+// the disk, leaves behind. A store created before entries had a
 // database of their own keeps them in the main one; a store created before
 // the pool had one has its pool records moved there at Open.
 //
@@ -808,19 +809,19 @@ const blockRecordOverhead = 128
 // deletions were the third sync on the way from minting to finality, on
 // master and hub alike (7-19 ms per block of 18,000 events each).
 func (b *Batch) Commit() error {
+	pool := pebble.NoSync
+	if b.poolPuts {
+		pool = pebble.Sync
+	}
 	for _, part := range []struct {
 		name string
 		pb   *pebble.Batch
-		sync bool
-	}{{"entries", b.e, true}, {"records", b.b, true}, {"pool", b.p, b.poolPuts}} {
+		opts *pebble.WriteOptions
+	}{{"entries", b.e, pebble.Sync}, {"records", b.b, pebble.Sync}, {"pool", b.p, pool}} {
 		if part.pb == nil || part.pb.Empty() {
 			continue
 		}
-		opt := pebble.Sync
-		if !part.sync {
-			opt = pebble.NoSync
-		}
-		if err := part.pb.Commit(opt); err != nil {
+		if err := part.pb.Commit(part.opts); err != nil {
 			return fmt.Errorf("commit %s: %w", part.name, err)
 		}
 	}
