@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,14 +27,14 @@ import (
 	"cissan/internal/index"
 	"cissan/internal/ledger"
 	"cissan/internal/proof"
-	"cissan/internal/store"
 )
 
 // Config is what the API serves from.
 type Config struct {
 	Ledger *ledger.Ledger // the node whose chain is served (the master in `cissan up`)
-	// Pending reports whether an event waits in some pool, not yet in a block.
-	Pending func(uid string) bool
+	// Pending reports whether an event of uid waits in some pool, not yet
+	// in a block: the event of device deviceUID, or of any device if "".
+	Pending func(uid, deviceUID string) bool
 	// Status returns extra fields for GET /v1/status (nodes, pools, devices).
 	Status func(ctx context.Context) map[string]any
 	// Authorize admits requests for event contents and proofs. It is
@@ -79,8 +80,8 @@ func Handler(c Config, mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/blocks", takes(s.blocks, "before", "limit"))
 	mux.HandleFunc("GET /v1/blocks/{height}", takes(s.block))
 	mux.HandleFunc("GET /v1/events", s.private(takes(s.search, searchParams...)))
-	mux.HandleFunc("GET /v1/events/{uid}", s.private(takes(s.event)))
-	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(takes(s.proof, "format")))
+	mux.HandleFunc("GET /v1/events/{uid}", s.private(takes(s.event, eventParams...)))
+	mux.HandleFunc("GET /v1/events/{uid}/proof", s.private(takes(s.proof, append(eventParams, "format")...)))
 	mux.HandleFunc("GET /v1/analyzers", s.operatorRead(takes(s.analyzers)))
 	mux.HandleFunc("POST /v1/analyzers", s.masterOperator(takes(s.setAnalyzers)))
 	mux.HandleFunc("POST /v1/hubs", s.masterOperator(takes(s.enrolHub)))
@@ -135,10 +136,8 @@ func requestAccess(r *http.Request) access.Access {
 	return a
 }
 
-// private admits requests whose token reads event contents. On routes
-// with an event {uid}, a read token must cover the event's namespace; an
-// event outside it is answered exactly as a missing one, so that a scoped
-// token cannot even learn which uids exist elsewhere.
+// private admits requests whose token reads event contents, and hands
+// the token's access to the handler (requestAccess).
 func (s *server) private(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a := s.accessOf(r)
@@ -146,38 +145,8 @@ func (s *server) private(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, "bearer token required for event contents and proofs")
 			return
 		}
-		if uid := r.PathValue("uid"); uid != "" && !a.All {
-			ns, err := s.namespaceOf(uid)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				s.internal(w, "locate event", err)
-				return
-			}
-			if err != nil || !a.Allows(ns) {
-				writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
-				return
-			}
-		}
 		h(w, r.WithContext(context.WithValue(r.Context(), accessKey{}, a)))
 	}
-}
-
-// namespaceOf reads the namespace of the event uid from the chain (not
-// the index, which may trail the chain by a block). A pending event is
-// store.ErrNotFound: its namespace is not on the chain yet.
-func (s *server) namespaceOf(uid string) (string, error) {
-	loc, err := s.c.Ledger.Store().Locate(uid)
-	if err != nil {
-		return "", err
-	}
-	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
-	if err != nil {
-		return "", err
-	}
-	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
-	if err != nil {
-		return "", fmt.Errorf("decode entry %d/%d: %w", loc.Height, loc.Index, err)
-	}
-	return en.Event.Namespace, nil
 }
 
 // operatorRead admits reads that span every namespace (the analyzer
@@ -379,7 +348,8 @@ func intParam(r *http.Request, name string, def, max int) (int, error) {
 // EventJSON is an event with where and how it was logged.
 type EventJSON struct {
 	UID        string       `json:"uid"`
-	Status     string       `json:"status"` // pending, in_block, final
+	Status     string       `json:"status"`            // pending, in_block, final
+	Version    int          `json:"version,omitempty"` // see ledger.Found
 	Event      *event.Event `json:"event,omitempty"`
 	HubID      string       `json:"hub_id,omitempty"`
 	ReceivedMs int64        `json:"received_ms,omitempty"`
@@ -409,41 +379,85 @@ func tagsJSON(tags []event.Tag) []TagJSON {
 	return out
 }
 
-// locate finds uid in the chain. When it is not there, locate answers the
-// request itself, through onPending if the event waits in a pool, and
-// returns false.
-func (s *server) locate(w http.ResponseWriter, uid string, onPending func()) (store.Located, bool) {
-	loc, err := s.c.Ledger.Store().Locate(uid)
-	switch {
-	case errors.Is(err, store.ErrNotFound) && s.c.Pending != nil && s.c.Pending(uid):
-		onPending()
-		return loc, false
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no event with uid %q", uid))
-		return loc, false
-	case err != nil:
-		s.internal(w, "locate event", err)
-		return loc, false
+// eventParams name one event among those of a uid: an event's identity
+// is its uid and device_uid, and a device that sent two contents under one
+// uid through two hubs has two versions of it logged.
+var eventParams = []string{"device", "version"}
+
+// CandidateJSON is one of the events a uid names, when it names several.
+type CandidateJSON struct {
+	DeviceUID string `json:"device_uid"`
+	Version   int    `json:"version"`
+	Height    uint64 `json:"block_height"`
+	Index     uint32 `json:"entry_index"`
+	Href      string `json:"href"`
+}
+
+// locate finds the one event that the path's {uid} and the parameters
+// device and version name, among those the request's token may read.
+// Otherwise it answers the request itself and returns false: pending
+// (through onPending) if the event waits in a pool, 404 if it is nowhere,
+// and 300 with the candidates if several events match. An event outside a
+// read token's namespaces is answered exactly as a missing one, so that a
+// scoped token cannot even learn which uids exist elsewhere.
+func (s *server) locate(w http.ResponseWriter, r *http.Request, onPending func()) (ledger.Found, bool) {
+	uid, device := r.PathValue("uid"), r.URL.Query().Get("device")
+	version := 0
+	if v := r.URL.Query().Get("version"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("version must be a positive integer, not %q", v))
+			return ledger.Found{}, false
+		}
+		version = n
 	}
-	return loc, true
+	found, err := s.c.Ledger.Find(uid, device, version)
+	if err != nil {
+		s.internal(w, "locate event", err)
+		return ledger.Found{}, false
+	}
+	a := requestAccess(r)
+	found = slices.DeleteFunc(found, func(f ledger.Found) bool { return !a.All && !a.Allows(f.Entry.Event.Namespace) })
+	switch {
+	case len(found) == 1:
+		return found[0], true
+	case len(found) > 1:
+		cs := make([]CandidateJSON, len(found))
+		for i, f := range found {
+			q := url.Values{"device": {f.Entry.Event.DeviceUID}, "version": {strconv.Itoa(f.Version)}}
+			cs[i] = CandidateJSON{DeviceUID: f.Entry.Event.DeviceUID, Version: f.Version, Height: f.At.Height, Index: f.At.Index,
+				Href: "/v1/events/" + url.PathEscape(uid) + "?" + q.Encode()}
+		}
+		writeJSON(w, http.StatusMultipleChoices, map[string]any{
+			"error":      fmt.Sprintf("uid %q names %d events: name one with ?device= (and ?version=)", uid, len(found)),
+			"candidates": cs,
+		})
+		return ledger.Found{}, false
+	}
+	// A read token learns nothing of pools: their events' namespaces are
+	// not on the chain yet.
+	if a.All && s.c.Pending != nil && s.c.Pending(uid, device) {
+		onPending()
+		return ledger.Found{}, false
+	}
+	what := fmt.Sprintf("uid %q", uid)
+	if device != "" {
+		what += " of device " + device
+	}
+	if version != 0 {
+		what += fmt.Sprintf(", version %d", version)
+	}
+	writeError(w, http.StatusNotFound, "no event with "+what)
+	return ledger.Found{}, false
 }
 
 func (s *server) event(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	loc, ok := s.locate(w, uid, func() { writeJSON(w, http.StatusOK, EventJSON{UID: uid, Status: "pending"}) })
+	f, ok := s.locate(w, r, func() { writeJSON(w, http.StatusOK, EventJSON{UID: uid, Status: "pending"}) })
 	if !ok {
 		return
 	}
-	raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
-	if err != nil {
-		s.internal(w, "read event", err)
-		return
-	}
-	en, err := event.DecodeEntry(raw, s.c.Ledger.Limits())
-	if err != nil {
-		s.internal(w, "decode event", err)
-		return
-	}
+	loc, raw, en := f.At, f.Raw, f.Entry
 	hdr, _, err := s.c.Ledger.Store().Header(loc.Height)
 	if err != nil {
 		s.internal(w, "read block", err)
@@ -461,7 +475,7 @@ func (s *server) event(w http.ResponseWriter, r *http.Request) {
 	d := event.Digest(raw)
 	bh := hdr.Hash()
 	writeJSON(w, http.StatusOK, EventJSON{
-		UID: uid, Status: status, Event: &en.Event, HubID: en.HubID, ReceivedMs: en.ReceivedMs,
+		UID: uid, Status: status, Version: f.Version, Event: &en.Event, HubID: en.HubID, ReceivedMs: en.ReceivedMs,
 		Tags: tagsJSON(en.Tags), Height: &loc.Height, Index: &loc.Index, BlockHash: hex.EncodeToString(bh[:]),
 		Digest: hex.EncodeToString(d[:]), Entry: base64.StdEncoding.EncodeToString(raw),
 	})
@@ -469,12 +483,13 @@ func (s *server) event(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 	uid := r.PathValue("uid")
-	loc, ok := s.locate(w, uid, func() {
+	f, ok := s.locate(w, r, func() {
 		writeError(w, http.StatusConflict, fmt.Sprintf("event %q is pending: not in a block yet", uid))
 	})
 	if !ok {
 		return
 	}
+	loc := f.At
 	hdr, sig, err := s.c.Ledger.Store().Header(loc.Height)
 	if err != nil {
 		s.internal(w, "read block", err)
@@ -489,12 +504,7 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 	switch format {
 	case "", "json", "ots":
 	case "entry": // the bytes the .ots file timestamps
-		raw, err := s.c.Ledger.Store().Entry(loc.Height, loc.Index)
-		if err != nil {
-			s.internal(w, "read event", err)
-			return
-		}
-		download(w, "application/octet-stream", uid+".entry", raw)
+		download(w, "application/octet-stream", uid+".entry", f.Raw)
 		return
 	default:
 		writeError(w, http.StatusBadRequest, "format must be json, ots or entry")

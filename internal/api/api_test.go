@@ -44,8 +44,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"/v1/blocks?height=3", false, 400, `unknown parameter "height": /v1/blocks takes before, limit`},
 		{"/v1/blocks?limit=1&limit=2", false, 400, `parameter "limit" given 2 times`},
 		{"/v1/status?verbose=1", false, 400, `unknown parameter "verbose": /v1/status takes none`},
-		{"/v1/events/nope?fmt=ots", true, 400, `unknown parameter "fmt": /v1/events/nope takes none`},
-		{"/v1/events/nope/proof?fmt=ots", true, 400, `unknown parameter "fmt": /v1/events/nope/proof takes format`},
+		{"/v1/events/nope?fmt=ots", true, 400, `unknown parameter "fmt": /v1/events/nope takes device, version`},
+		{"/v1/events/nope/proof?fmt=ots", true, 400, `unknown parameter "fmt": /v1/events/nope/proof takes device, version, format`},
 		{"/v1/nothing", false, 404, "no such endpoint"},
 		{"/v1/devices", false, 401, "operator bearer token required"},
 	}

@@ -424,7 +424,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	err = rec.each(func(s sample) error {
 		jsonBytes += int(s.size)
 		puback.add(s.pubackMs())
-		loc, err := st.Locate(s.uid(devs))
+		locs, err := st.Locate(event.ID(s.uid(devs), devs[s.dev].UID))
 		if errors.Is(err, store.ErrNotFound) {
 			res.EventsLost++
 			return nil
@@ -432,7 +432,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		if at, ok := finalAt[loc.Height]; ok {
+		if at, ok := finalAt[locs[0].Height]; ok {
 			final.add(float64(at.Sub(s.sentAt(begin)).Microseconds()) / 1000)
 		}
 		return nil

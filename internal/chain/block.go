@@ -173,12 +173,8 @@ func (b *Block) Checked(x Expect) (*Block, []*event.Entry, error) {
 	if decodeErr != nil {
 		return nil, nil, decodeErr
 	}
-	seen := make(map[string]bool, len(entries))
-	for i, en := range entries {
-		if seen[en.Event.UID] {
-			return nil, nil, invalidf("block %d entry %d: uid %q appears twice", h.Height, i, en.Event.UID)
-		}
-		seen[en.Event.UID] = true
+	if err := checkOnce(h.Height, entries); err != nil {
+		return nil, nil, err
 	}
 	checked := *b
 	checked.chunkRoots = chunks
@@ -292,6 +288,42 @@ func (v *Validation) Verify(network NetworkID, hubKey ed25519.PublicKey) error {
 	}
 	if !ed25519.Verify(hubKey, v.Message(network), v.Signature) {
 		return invalidf("validation by %s of block %d: signature does not verify", v.HubID, v.Height)
+	}
+	return nil
+}
+
+// checkOnce checks that no event appears twice in a block: no two entries
+// of one uid and device with the same content. Two contents under one uid
+// of a device are two versions of the event, both logged (see
+// event.VersionKey). Content is hashed only for entries whose uid and
+// device meet again, which almost none do, and once per entry.
+func checkOnce(height uint64, entries []*event.Entry) error {
+	type id struct{ uid, device string }
+	type version struct {
+		id      id
+		content [32]byte
+	}
+	seen := make(map[id]int, len(entries)) // first entry, or -1 once in versions
+	var versions map[version]int
+	for i, en := range entries {
+		k := id{en.Event.UID, en.Event.DeviceUID}
+		j, again := seen[k]
+		if !again {
+			seen[k] = i
+			continue
+		}
+		if versions == nil {
+			versions = map[version]int{}
+		}
+		if j >= 0 {
+			versions[version{k, event.ContentHash(&entries[j].Event)}] = j
+			seen[k] = -1
+		}
+		v := version{k, event.ContentHash(&en.Event)}
+		if j, dup := versions[v]; dup {
+			return invalidf("block %d entry %d: event uid %q of %s appears twice (entry %d)", height, i, k.uid, k.device, j)
+		}
+		versions[v] = i
 	}
 	return nil
 }

@@ -668,7 +668,7 @@ func TestCheckNamesTheFirstBadEntryOfALargeBlock(t *testing.T) {
 	}
 	dup := slices.Clone(good)
 	dup[n-1] = entryBytes(t, "u7")
-	if _, err := Seal(c.blocks[0].Header, dup, nil, c.master).Check(x); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("entry %d: uid \"u7\" appears twice", n-1)) {
+	if _, err := Seal(c.blocks[0].Header, dup, nil, c.master).Check(x); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("entry %d: event uid \"u7\" of dev-1 appears twice (entry 7)", n-1)) {
 		t.Fatalf("duplicate uid across the halves: %v", err)
 	}
 }

@@ -229,7 +229,7 @@ func TestBrowserBlockListsEveryHubsValidation(t *testing.T) {
 	d := tn.device("val-dev", "acme/val")
 	publish(t, d, "val-1", time.Now(), "temperature", 21.5)
 	tn.waitFinal("val-1")
-	loc, err := tn.Master.Ledger().Store().Locate("val-1")
+	loc, err := tn.locate("val-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +558,7 @@ func TestBrowserTour(t *testing.T) {
 	ctx := newBrowser(t)
 	tn := fixture(t, 3)
 	login(t, ctx, tn.APIURL, tn.Token)
-	loc, err := tn.Master.Ledger().Store().Locate("evt-secret-a07")
+	loc, err := tn.locate("evt-secret-a07")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,9 @@ type Config struct {
 	AnchorStatus func(ctx context.Context) any
 	// Registry, if set, backs the devices pages (operator only).
 	Registry *registry.Registry
-	// Pending reports whether an event waits in a pool.
-	Pending func(uid string) bool
+	// Pending reports whether an event of uid waits in a pool: the event
+	// of device deviceUID, or of any device if "".
+	Pending func(uid, deviceUID string) bool
 	// SampleEvery is the dashboard's refresh period (default 1 s).
 	SampleEvery time.Duration
 	// Secure marks the login cookie Secure (set it behind HTTPS).

@@ -149,7 +149,7 @@ func TestReadTokenSeesOnlyItsNamespaces(t *testing.T) {
 	if code, _ := tn.get("/devices", tok); code != 403 {
 		t.Errorf("devices page with a read token: %d, want 403", code)
 	}
-	loc, _ := tn.Master.Ledger().Store().Locate("evt-secret-a01")
+	loc, _ := tn.locate("evt-secret-a01")
 	code, body = tn.get(fmt.Sprintf("/blocks/%d", loc.Height), tok)
 	if code != 200 || strings.Contains(body, "evt-secret-a") || strings.Contains(body, "dev-secret-a") {
 		t.Errorf("block page with a read token shows another namespace's entries: %d", code)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"cissan/internal/event"
 	"cissan/internal/local"
 	"cissan/internal/sim"
+	"cissan/internal/store"
 )
 
 // net is a running one-process network, with its explorer at APIURL.
@@ -100,13 +102,25 @@ func publish(t *testing.T, d *sim.Device, uid string, ts time.Time, items ...any
 	}
 }
 
+// locate finds where the master logs the one event of uid.
+func (tn *testNet) locate(uid string) (store.Located, error) {
+	found, err := tn.Master.Ledger().Find(uid, "", 0)
+	if err != nil {
+		return store.Located{}, err
+	}
+	if len(found) != 1 {
+		return store.Located{}, fmt.Errorf("uid %q names %d events", uid, len(found))
+	}
+	return found[0].At, nil
+}
+
 // waitFinal waits until the event uid is in a final block.
 func (tn *testNet) waitFinal(uid string) {
 	tn.t.Helper()
 	led := tn.Master.Ledger()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if loc, err := led.Store().Locate(uid); err == nil {
+		if loc, err := tn.locate(uid); err == nil {
 			if ok, _ := led.Final(loc.Height); ok {
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +18,8 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/index"
+	"cissan/internal/ledger"
 	"cissan/internal/registry"
-	"cissan/internal/store"
 )
 
 // dashBlocks is how many of the newest blocks the dashboard lists.
@@ -280,6 +281,16 @@ type eventData struct {
 	OTSURL     string
 	Anchor     *api.AnchorJSON
 	Anchoring  bool
+	Version    int         // see ledger.Found
+	Candidates []candidate // when the uid names several events
+}
+
+// candidate is one of several events a uid names.
+type candidate struct {
+	DeviceUID string
+	Version   int
+	Height    uint64
+	Href      string
 }
 
 func (e *Explorer) event(w http.ResponseWriter, r *http.Request) {
@@ -288,39 +299,40 @@ func (e *Explorer) event(w http.ResponseWriter, r *http.Request) {
 		e.needToken(w, r, "Events")
 		return
 	}
-	uid := r.PathValue("uid")
+	uid, device := r.PathValue("uid"), r.URL.Query().Get("device")
+	version, _ := strconv.Atoi(r.URL.Query().Get("version"))
 	notFound := func() {
 		e.fail(w, r, http.StatusNotFound, "No such event", "No event with this uid is visible to you.")
 	}
-	loc, err := e.c.Ledger.Store().Locate(uid)
-	if errors.Is(err, store.ErrNotFound) {
-		// A pending event's namespace is not on the chain yet, so only
-		// the operator learns that it waits.
-		if a.All && e.c.Pending != nil && e.c.Pending(uid) {
-			e.render(w, r, http.StatusOK, "event", "Event", "events", a, eventData{UID: uid, Status: "pending"})
-			return
-		}
-		notFound()
-		return
-	}
+	found, err := e.c.Ledger.Find(uid, device, max(version, 0))
 	if err != nil {
 		e.fail(w, r, http.StatusInternalServerError, "Could not find the event", err.Error())
 		return
 	}
-	raw, err := e.c.Ledger.Store().Entry(loc.Height, loc.Index)
-	if err != nil {
-		e.fail(w, r, http.StatusInternalServerError, "Could not read the event", err.Error())
+	found = slices.DeleteFunc(found, func(f ledger.Found) bool { return !a.Allows(f.Entry.Event.Namespace) })
+	switch {
+	case len(found) == 0 && a.All && e.c.Pending != nil && e.c.Pending(uid, device):
+		// A pending event's namespace is not on the chain yet, so only
+		// the operator learns that it waits.
+		e.render(w, r, http.StatusOK, "event", "Event", "events", a, eventData{UID: uid, Status: "pending"})
 		return
-	}
-	en, err := event.DecodeEntry(raw, e.c.Ledger.Limits())
-	if err != nil {
-		e.fail(w, r, http.StatusInternalServerError, "Could not decode the event", err.Error())
-		return
-	}
-	if !a.Allows(en.Event.Namespace) {
+	case len(found) == 0:
 		notFound()
 		return
+	case len(found) > 1:
+		// One uid may name events of several devices, or two versions
+		// of one device's event (ledger.Found).
+		d := eventData{UID: uid, Status: "ambiguous"}
+		for _, f := range found {
+			q := url.Values{"device": {f.Entry.Event.DeviceUID}, "version": {strconv.Itoa(f.Version)}}
+			d.Candidates = append(d.Candidates, candidate{DeviceUID: f.Entry.Event.DeviceUID, Version: f.Version,
+				Height: f.At.Height, Href: "/events/" + url.PathEscape(uid) + "?" + q.Encode()})
+		}
+		e.render(w, r, http.StatusMultipleChoices, "event", "Event "+uid, "events", a, d)
+		return
 	}
+	f := found[0]
+	loc, raw, en := f.At, f.Raw, f.Entry
 	final, err := e.c.Ledger.Final(loc.Height)
 	if err != nil {
 		e.fail(w, r, http.StatusInternalServerError, "Could not read validations", err.Error())
@@ -336,9 +348,11 @@ func (e *Explorer) event(w http.ResponseWriter, r *http.Request) {
 	d := eventData{
 		UID: uid, Status: "in_block", Event: &en.Event, HubID: en.HubID, ReceivedMs: en.ReceivedMs,
 		Height: loc.Height, Index: loc.Index, BlockHash: hex.EncodeToString(bh[:]), Digest: hex.EncodeToString(dg[:]),
-		JSON: string(js), ProofURL: "/v1/events/" + url.PathEscape(uid) + "/proof", Anchoring: e.c.Anchor != nil,
+		JSON: string(js), Anchoring: e.c.Anchor != nil, Version: f.Version,
 	}
-	d.OTSURL = d.ProofURL + "?format=ots"
+	q := url.Values{"device": {en.Event.DeviceUID}, "version": {strconv.Itoa(f.Version)}}
+	d.ProofURL = "/v1/events/" + url.PathEscape(uid) + "/proof?" + q.Encode()
+	d.OTSURL = d.ProofURL + "&format=ots"
 	if final {
 		d.Status = "final"
 	}

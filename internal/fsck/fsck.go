@@ -85,8 +85,8 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 
 	hist := chain.NewHistory()
 	var prev chain.Hash
-	var an analyze.Set // the analyzers in force, replayed from the chain
-	logged := map[string]bool{}
+	var an analyze.Set                              // the analyzers in force, replayed from the chain
+	logged := map[string]int{}                      // event.ID -> entries that log it
 	blockRows := make([]*index.BlockRow, 0, height) // what the index's block rows must be; nil where unreadable
 	for h := uint64(0); h < height; h++ {
 		blk, err := st.Block(h)
@@ -111,12 +111,12 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 		entries := decodeAll(r, blk, lim)
 		for _, en := range entries {
 			if en != nil {
-				logged[en.Event.UID] = true
+				logged[en.Event.ID()]++
 			}
 		}
 		an = r.checkTags(an, blk, hash, entries)
 		r.Entries += len(blk.Entries)
-		r.checkUIDs(st, h, entries)
+		r.checkUIDs(st, h, entries, lim)
 		r.checkChunkRoots(st, blk)
 		r.checkValidations(st, net, h, hash)
 
@@ -160,7 +160,7 @@ func Check(ctx context.Context, node string, st *store.Store, idx *index.Index, 
 // outside the blocks can be slipped in: a uid record no entry explains
 // would make a hub acknowledge an event as a retransmit and drop it. It
 // also checks that the master's pool and its arrival order agree.
-func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]bool, master bool) {
+func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]int, master bool) {
 	pool := map[string]bool{}
 	ordered := map[string]bool{}
 	err := st.EachRecord(func(k, v []byte) error {
@@ -176,8 +176,15 @@ func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]
 				r.add("store: %q record for block %d, beyond the chain (height %d)", k[0], h, height)
 			}
 		case 'u':
-			if !logged[string(k[1:])] {
-				r.add("store: uid record for %q, which no entry of the chain holds", k[1:])
+			id := string(k[1:])
+			locs, err := store.DecodeUIDRecord(v)
+			switch {
+			case logged[id] == 0:
+				r.add("store: uid record for %q, which no entry of the chain holds", id)
+			case err != nil:
+				r.add("store: uid record for %q: %v", id, err)
+			case len(locs) != logged[id]:
+				r.add("store: uid record for %q lists %d entries; the chain holds %d", id, len(locs), logged[id])
 			}
 		case 'p':
 			pool[string(k[1:])] = true
@@ -187,7 +194,7 @@ func (r *Report) checkRecords(st *store.Store, height uint64, logged map[string]
 			}
 			ordered[string(v)] = true
 		case 'm':
-			if name := string(k[1:]); name != "height" && name != "pending-analyzers" {
+			if name := string(k[1:]); name != "height" && name != "pending-analyzers" && name != "format" {
 				r.add("store: unknown metadata %q", name)
 			}
 		default:
@@ -291,23 +298,62 @@ func (r *Report) checkChunkRoots(st *store.Store, blk *chain.Block) {
 	}
 }
 
-func (r *Report) checkUIDs(st *store.Store, h uint64, entries []*event.Entry) {
+func (r *Report) checkUIDs(st *store.Store, h uint64, entries []*event.Entry, lim event.Limits) {
 	for i, en := range entries {
 		if en == nil {
 			continue
 		}
-		loc, err := st.Locate(en.Event.UID)
+		id := en.Event.ID()
+		locs, err := st.Locate(id)
 		if errors.Is(err, store.ErrNotFound) {
-			r.add("block %d entry %d: uid record for %q: not found", h, i, en.Event.UID)
+			r.add("block %d entry %d: uid record for %q: not found", h, i, id)
 			continue
 		}
 		if err != nil {
 			r.add("block %d entry %d: %v", h, i, err) // names the uid
 			continue
 		}
-		if loc.Height != h || loc.Index != uint32(i) {
-			r.add("block %d entry %d: uid %q is recorded at block %d entry %d (logged twice, or the record was changed)", h, i, en.Event.UID, loc.Height, loc.Index)
+		here := store.Located{Height: h, Index: uint32(i)}
+		if n := count(locs, here); n != 1 {
+			r.add("block %d entry %d: the uid record for %q lists this entry %d times, at %v (the record was changed)", h, i, id, n, locs)
+			continue
 		}
+		// Versions of one event (event.VersionKey) must differ in
+		// content; checked once per event, at its first version.
+		if len(locs) > 1 && locs[0] == here {
+			r.checkVersions(st, id, locs, lim)
+		}
+	}
+}
+
+func count(locs []store.Located, l store.Located) int {
+	n := 0
+	for _, x := range locs {
+		if x == l {
+			n++
+		}
+	}
+	return n
+}
+
+// checkVersions reports an event logged twice with the same content.
+func (r *Report) checkVersions(st *store.Store, id string, locs []store.Located, lim event.Limits) {
+	seen := map[chain.Hash]store.Located{}
+	for _, loc := range locs {
+		raw, err := st.Entry(loc.Height, loc.Index)
+		if err != nil {
+			r.add("block %d entry %d: cannot read: %v", loc.Height, loc.Index, err)
+			continue
+		}
+		en, err := event.DecodeEntry(raw, lim)
+		if err != nil {
+			continue // reported with its block
+		}
+		c := event.ContentHash(&en.Event)
+		if first, dup := seen[c]; dup {
+			r.add("event %q is logged twice: block %d entry %d and block %d entry %d", id, first.Height, first.Index, loc.Height, loc.Index)
+		}
+		seen[c] = loc
 	}
 }
 
@@ -399,12 +445,12 @@ func (r *Report) checkBlockRows(ctx context.Context, idx *index.Index, want []*i
 }
 
 func (r *Report) checkPool(st *store.Store, lim event.Limits) {
-	err := st.EachPool(func(uid string, rec []byte) error {
+	err := st.EachPool(func(key string, rec []byte) error {
 		en, err := event.DecodeEntry(rec, lim)
 		if err != nil {
-			r.add("pool: %q: %v", uid, err)
-		} else if en.Event.UID != uid {
-			r.add("pool: record under %q holds uid %q", uid, en.Event.UID)
+			r.add("pool: %q: %v", key, err)
+		} else if want := event.VersionKey(en.Event.ID(), event.ContentHash(&en.Event)); want != key {
+			r.add("pool: record under %q holds event %q (another key or content)", key, en.Event.ID())
 		}
 		return nil
 	})

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -64,6 +63,7 @@ type fixture struct {
 	count  uint32 // entries in block h
 	i      uint32 // an entry of block h
 	uid    string // the event of entry i
+	device string // and its device
 	hub    string // the hub that took it in
 	spike  string // an event the range analyzer tagged
 	events int
@@ -151,14 +151,14 @@ func buildDataDir(dir string) (*fixture, error) {
 	ml := n.Master.Ledger()
 	for _, uid := range uids {
 		for {
-			loc, err := ml.Store().Locate(uid)
-			if err == nil {
-				if ok, err := ml.Final(loc.Height); err != nil {
+			found, err := ml.Find(uid, "", 0)
+			if err == nil && len(found) == 1 {
+				if ok, err := ml.Final(found[0].At.Height); err != nil {
 					return nil, err
 				} else if ok {
 					break
 				}
-			} else if !errors.Is(err, store.ErrNotFound) {
+			} else if err != nil {
 				return nil, err
 			}
 			if ctx.Err() != nil {
@@ -220,7 +220,7 @@ func buildDataDir(dir string) (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	fx.uid, fx.hub = en.Event.UID, en.HubID
+	fx.uid, fx.device, fx.hub = en.Event.UID, en.Event.DeviceUID, en.HubID
 	return fx, nil
 }
 
@@ -312,7 +312,7 @@ func entryKey(h uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'e'}, h), i)
 }
 
-func uidKey(uid string) []byte { return append([]byte{'u'}, uid...) }
+func uidKey(id string) []byte { return append([]byte{'u'}, id...) }
 
 func validationKey(h uint64, hub string) []byte {
 	return append(binary.BigEndian.AppendUint64([]byte{'v'}, h), hub...)
@@ -412,6 +412,7 @@ func problemList(ps []fsck.Problem) string {
 func TestCheckNamesEachTamper(t *testing.T) {
 	fx := getPristine(t)
 	h, i, uid := fx.h, fx.i, fx.uid
+	id := event.ID(uid, fx.device)
 	hubLen := len(fx.hub)
 	// Offsets in the entry encoding (event package doc): version, hub_id,
 	// received_ms, then uid.
@@ -471,7 +472,8 @@ func TestCheckNamesEachTamper(t *testing.T) {
 			},
 			want: []string{
 				fmt.Sprintf("master: invalid: block %d: entries_root", h),
-				fmt.Sprintf("master: block %d entry %d: uid record for %q: not found", h, i, forgedUID),
+				fmt.Sprintf("master: block %d entry %d: uid record for %q: not found", h, i, event.ID(forgedUID, fx.device)),
+				fmt.Sprintf("master: store: uid record for %q, which no entry of the chain holds", id),
 			},
 		},
 		{
@@ -511,18 +513,28 @@ func TestCheckNamesEachTamper(t *testing.T) {
 		{
 			name: "uid record points elsewhere",
 			tamper: func(t *testing.T, dir string) {
-				rewrite(t, dir, "master", uidKey(uid), func([]byte) []byte {
+				rewrite(t, dir, "master", uidKey(id), func([]byte) []byte {
 					return binary.AppendUvarint(binary.AppendUvarint(nil, h), uint64(i-1))
 				})
 			},
-			want: []string{fmt.Sprintf("master: block %d entry %d: uid %q is recorded at block %d entry %d", h, i, uid, h, i-1)},
+			want: []string{fmt.Sprintf("master: block %d entry %d: the uid record for %q lists this entry 0 times, at [{%d %d}]", h, i, id, h, i-1)},
+		},
+		{
+			name: "uid record lists the entry twice",
+			tamper: func(t *testing.T, dir string) {
+				rewrite(t, dir, "master", uidKey(id), func(v []byte) []byte { return append(v, v...) })
+			},
+			want: []string{
+				fmt.Sprintf("master: block %d entry %d: the uid record for %q lists this entry 2 times", h, i, id),
+				fmt.Sprintf("master: store: uid record for %q lists 2 entries; the chain holds 1", id),
+			},
 		},
 		{
 			name: "uid record malformed",
 			tamper: func(t *testing.T, dir string) {
-				rewrite(t, dir, "master", uidKey(uid), func(v []byte) []byte { return append(v, 0) })
+				rewrite(t, dir, "master", uidKey(id), func(v []byte) []byte { return append(v, 0) })
 			},
-			want: []string{fmt.Sprintf("master: block %d entry %d: uid record for %q: malformed entry index", h, i, uid)},
+			want: []string{fmt.Sprintf("master: block %d entry %d: uid record for %q: malformed entry index", h, i, id)},
 		},
 		{
 			name: "index ts",
@@ -778,7 +790,7 @@ func TestCheckAccountsForEveryRecord(t *testing.T) {
 		key, val   []byte
 		want       string
 	}{
-		{"uid record for an event not yet sent", "hub-1", uidKey("victim-1"), make([]byte, 44), `uid record for "victim-1", which no entry`},
+		{"uid record for an event not yet sent", "hub-1", uidKey("victim-1/dev-9"), []byte{1, 0}, `uid record for "victim-1/dev-9", which no entry`},
 		{"control record above the chain", "master", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'c'}, f.top+5), 0), []byte{1, 1, 0, 0, 0, 2, '{', '}'}, "beyond the chain"},
 		{"arrival order without a pool record", "master", binary.BigEndian.AppendUint64([]byte{'q'}, 1<<40), []byte("ghost"), `arrival-order record for "ghost"`},
 		{"pool record without arrival order", "master", []byte("pghost"), []byte{1}, `"ghost" has no arrival-order record`},

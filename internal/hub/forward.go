@@ -7,6 +7,7 @@ import (
 
 	"cissan/internal/bus"
 	"cissan/internal/chain"
+	"cissan/internal/ledger"
 )
 
 // MaxBatch bounds the submissions in one bus message.
@@ -88,7 +89,7 @@ func (h *Hub) nextBatch() []*poolItem {
 	i := 0
 	for ; i < len(h.sendq) && len(out) < MaxBatch; i++ {
 		it := h.sendq[i]
-		if h.pool[it.uid] == it {
+		if h.pool[it.id] == it {
 			out = append(out, it)
 		}
 	}
@@ -126,26 +127,32 @@ func (h *Hub) send(ctx context.Context, items []*poolItem) error {
 	return nil
 }
 
-// drop removes submissions the master refused for good.
+// drop removes submissions the master refused for good. Refusal.UID
+// names the event by its event.ID.
 func (h *Hub) drop(refused []bus.Refusal) {
 	batch := h.led.Store().NewBatch()
 	defer batch.Close()
+	h.mu.Lock()
+	var gone []string
 	for _, r := range refused {
 		h.stats.Refused.Add(1)
-		h.log.Error("master refused event; it will not be logged", "uid", r.UID, "reason", r.Reason)
-		if err := batch.DeletePool(r.UID, 0); err != nil {
-			h.log.Error("drop refused event", "uid", r.UID, "err", err)
+		h.log.Error("master refused event; it will not be logged", "event", r.UID, "reason", r.Reason)
+		it := h.pool[r.UID]
+		if it == nil {
+			continue
 		}
+		if err := batch.DeletePool(it.key, 0); err != nil {
+			h.log.Error("drop refused event", "event", r.UID, "err", err)
+			continue
+		}
+		gone = append(gone, it.id)
 	}
+	h.mu.Unlock()
 	if err := batch.Commit(); err != nil {
 		h.log.Error("drop refused events", "err", err)
 		return
 	}
-	h.mu.Lock()
-	for _, r := range refused {
-		delete(h.pool, r.UID)
-	}
-	h.mu.Unlock()
+	h.retire(gone)
 }
 
 // resubmitStale queues again every submission sent longer than
@@ -163,24 +170,22 @@ func (h *Hub) resubmitStale() {
 	h.mu.Unlock()
 	// A block may already hold the event, through another hub, stored while
 	// this hub's copy was being committed: retire those instead.
-	var inChain []string
-	var again []*poolItem
-	for _, it := range stale {
-		loc, err := h.led.Store().Locate(it.uid)
-		if err != nil {
-			again = append(again, it)
-			continue
+	ids := make([]string, len(stale))
+	for i, it := range stale {
+		ids[i] = it.id
+	}
+	var inChain, again []*poolItem
+	err := h.led.Holds(ids, func(i int) chain.Hash { return stale[i].content }, func(i int, held ledger.Held) error {
+		if held.Same {
+			inChain = append(inChain, stale[i])
+		} else {
+			again = append(again, stale[i])
 		}
-		logged, err := h.led.ContentAt(loc)
-		if err != nil {
-			h.log.Error("read the logged event of a pooled uid; will look again", "uid", it.uid, "err", err)
-			continue
-		}
-		if logged != it.content {
-			h.stats.Refused.Add(1)
-			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", it.uid, "height", loc.Height)
-		}
-		inChain = append(inChain, it.uid)
+		return nil
+	})
+	if err != nil {
+		h.log.Error("look up pooled events in the chain; will look again", "err", err)
+		return
 	}
 	if len(inChain) > 0 {
 		h.retireLogged(inChain)
@@ -190,7 +195,7 @@ func (h *Hub) resubmitStale() {
 	}
 	h.mu.Lock()
 	for _, it := range again {
-		if h.pool[it.uid] == it {
+		if h.pool[it.id] == it {
 			it.sentAt = time.Time{}
 			h.sendq = append(h.sendq, it)
 		}
@@ -205,18 +210,20 @@ func (h *Hub) resubmitStale() {
 }
 
 // retireLogged removes from the pool events that a stored block logs.
-func (h *Hub) retireLogged(uids []string) {
+func (h *Hub) retireLogged(items []*poolItem) {
 	batch := h.led.Store().NewBatch()
 	defer batch.Close()
-	for _, uid := range uids {
-		if err := batch.DeletePool(uid, 0); err != nil {
-			h.log.Error("retire logged event", "uid", uid, "err", err)
+	ids := make([]string, len(items))
+	for i, it := range items {
+		if err := batch.DeletePool(it.key, 0); err != nil {
+			h.log.Error("retire logged event", "event", it.id, "err", err)
 			return
 		}
+		ids[i] = it.id
 	}
 	if err := batch.Commit(); err != nil {
 		h.log.Error("retire logged events", "err", err)
 		return
 	}
-	h.retire(uids)
+	h.retire(ids)
 }

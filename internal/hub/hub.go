@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,8 +78,8 @@ type Hub struct {
 	commits  chan *commitReq
 	batchSeq atomic.Uint64 // numbers this hub's batches; starts at the boot time so restarts do not reuse numbers
 
-	mu      sync.Mutex // guards pool, sendq and unsent
-	pool    map[string]*poolItem
+	mu      sync.Mutex           // guards pool, sendq and unsent
+	pool    map[string]*poolItem // by event.ID: a hub pools one version of an event
 	sendq   []*poolItem
 	unsent  []*chain.Validation // verdicts whose publication failed
 	early   []*chain.Validation // other hubs' verdicts on blocks not stored yet
@@ -99,7 +100,8 @@ type Hub struct {
 }
 
 type poolItem struct {
-	uid     string
+	id      string // event.ID
+	key     string // event.VersionKey: the store's key
 	raw     []byte // submission bytes
 	content chain.Hash
 	sentAt  time.Time // zero while queued
@@ -121,13 +123,13 @@ func New(cfg Config) (*Hub, error) {
 		clients: map[*mqtt.Client]registry.Device{},
 		gen:     map[string]uint64{},
 	}
-	err := h.led.Store().EachPool(func(uid string, raw []byte) error {
+	err := h.led.Store().EachPool(func(key string, raw []byte) error {
 		en, err := event.DecodeEntry(raw, h.led.Limits())
 		if err != nil {
-			return fmt.Errorf("load pool %q: %w", uid, err)
+			return fmt.Errorf("load pool %q: %w", key, err)
 		}
-		it := &poolItem{uid: uid, raw: raw, content: event.ContentHash(&en.Event)}
-		h.pool[uid] = it
+		it := &poolItem{id: en.Event.ID(), key: key, raw: raw, content: event.ContentHash(&en.Event)}
+		h.pool[it.id] = it
 		h.sendq = append(h.sendq, it)
 		return nil
 	})
@@ -157,12 +159,21 @@ func (h *Hub) PoolSize() int {
 	return len(h.pool)
 }
 
-// Pending reports whether uid waits in this hub's pool.
-func (h *Hub) Pending(uid string) bool {
+// Pending reports whether an event of uid waits in this hub's pool: the
+// one of device deviceUID, or of any device if deviceUID is "".
+func (h *Hub) Pending(uid, deviceUID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.pool[uid]
-	return ok
+	if deviceUID != "" {
+		_, ok := h.pool[event.ID(uid, deviceUID)]
+		return ok
+	}
+	for id := range h.pool {
+		if strings.HasPrefix(id, uid+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Start opens the MQTT listener and starts the hub's loops; they stop when
@@ -338,7 +349,7 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		// a stored block again, and republishValidations can send only
 		// what is stored.
 		if err := h.led.Append(ctx, covered.block, covered.entries, func(batch *store.Batch) error {
-			if err := batch.DeletePools(covered.uids, nil); err != nil {
+			if err := batch.DeletePools(covered.keys, nil); err != nil {
 				return err
 			}
 			if !member {
@@ -348,13 +359,9 @@ func (h *Hub) processBlock(ctx context.Context, b *chain.Block) error {
 		}); err != nil {
 			return err
 		}
-		h.retire(covered.uids)
+		h.retire(covered.ids)
 		h.recordEarly(b.Header.Height)
 		h.stats.Validated.Add(1)
-		for _, c := range covered.conflicts {
-			h.stats.Refused.Add(1)
-			h.log.Error("event can never be logged: another event with its uid is in the chain", "uid", c, "height", b.Header.Height)
-		}
 	}
 	h.cfg.Metrics.Validated(v.Verdict.String())
 	h.cfg.Metrics.ValidateDuration(time.Since(start))
@@ -395,10 +402,10 @@ func (h *Hub) recordEarly(height uint64) {
 }
 
 type coverage struct {
-	block     *chain.Block // the block as checked; see chain.Block.Checked
-	entries   []*event.Entry
-	uids      []string // pool entries the block covers
-	conflicts []string // pool entries whose uid the block logs with other content
+	block   *chain.Block // the block as checked; see chain.Block.Checked
+	entries []*event.Entry
+	ids     []string // pool entries the block covers, by event.ID
+	keys    []string // and by event.VersionKey
 }
 
 // validate runs every check before countersigning: the block's own
@@ -418,17 +425,19 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	}
 	// Tags and earlier blocks first, without the pool lock, which ingest
 	// needs for every event.
-	uids := make([]string, len(entries))
+	ids := make([]string, len(entries))
 	for i, en := range entries {
 		if want := an.Tags(&en.Event); !analyze.Equal(want, en.Tags) {
-			return nil, fmt.Errorf("entry %d (uid %q): analyzer tags %v are not reproduced (this hub computes %v)", i, en.Event.UID, en.Tags, want)
+			return nil, fmt.Errorf("entry %d (uid %q of %s): analyzer tags %v are not reproduced (this hub computes %v)", i, en.Event.UID, en.Event.DeviceUID, en.Tags, want)
 		}
-		uids[i] = en.Event.UID
+		ids[i] = en.Event.ID()
 	}
+	// An event the chain holds under its id may be another version of it,
+	// which the block may log; the very same version it may not.
 	var logged error
-	err = h.led.Store().LocateAll(uids, func(i int, loc store.Located, found bool) error {
-		if found {
-			logged = fmt.Errorf("entry %d (uid %q) is already logged in block %d", i, uids[i], loc.Height)
+	err = h.led.Holds(ids, func(i int) chain.Hash { return event.ContentHash(&entries[i].Event) }, func(i int, held ledger.Held) error {
+		if held.Same {
+			logged = fmt.Errorf("entry %d (uid %q of %s) is already logged in block %d", i, entries[i].Event.UID, entries[i].Event.DeviceUID, held.At.Height)
 			return logged
 		}
 		return nil
@@ -444,35 +453,36 @@ func (h *Hub) validate(b *chain.Block) (*coverage, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, en := range entries {
-		it, mine := h.pool[en.Event.UID]
+		it, mine := h.pool[ids[i]]
 		if en.HubID == h.cfg.ID {
 			if !mine {
-				return nil, fmt.Errorf("entry %d (uid %q) names this hub, which never submitted it", i, en.Event.UID)
+				return nil, fmt.Errorf("entry %d (uid %q of %s) names this hub, which never submitted it", i, en.Event.UID, en.Event.DeviceUID)
 			}
 			s := en.Submission()
 			if sub = s.AppendEncode(sub[:0]); string(sub) != string(it.raw) {
-				return nil, fmt.Errorf("entry %d (uid %q) misstates what this hub submitted", i, en.Event.UID)
+				return nil, fmt.Errorf("entry %d (uid %q of %s) misstates what this hub submitted", i, en.Event.UID, en.Event.DeviceUID)
 			}
+		} else if mine && event.ContentHash(&en.Event) != it.content {
+			// Another hub's version of the event: this hub's waits
+			// for a block of its own.
+			mine = false
 		}
 		if mine {
-			cov.uids = append(cov.uids, it.uid)
-			if en.HubID != h.cfg.ID && event.ContentHash(&en.Event) != it.content {
-				cov.conflicts = append(cov.conflicts, it.uid)
-			}
+			cov.ids, cov.keys = append(cov.ids, it.id), append(cov.keys, it.key)
 		}
 	}
 	return cov, nil
 }
 
-// retire drops covered uids from the in-memory pool.
-func (h *Hub) retire(uids []string) {
-	if len(uids) == 0 {
+// retire drops covered events (by event.ID) from the in-memory pool.
+func (h *Hub) retire(ids []string) {
+	if len(ids) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, uid := range uids {
-		delete(h.pool, uid)
+	for _, id := range ids {
+		delete(h.pool, id)
 	}
 }
 

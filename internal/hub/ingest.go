@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -15,9 +16,9 @@ import (
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
+	"cissan/internal/ledger"
 	"cissan/internal/metrics"
 	"cissan/internal/registry"
-	"cissan/internal/store"
 )
 
 // Topic returns the only topic a device may publish its events to.
@@ -290,12 +291,12 @@ func (h *Hub) admit(cl *mqtt.Client, pk packets.Packet) (*commitReq, error) {
 		return nil, refuse(codeNotAuthorized, "namespace %q is not device %s's namespace %q", ev.Namespace, d.UID, d.Namespace)
 	}
 	en := event.Entry{Event: *ev, HubID: h.cfg.ID, ReceivedMs: h.cfg.Now().UnixMilli()}
-	return &commitReq{uid: ev.UID, content: event.ContentHash(ev), raw: en.Encode()}, nil
+	return &commitReq{id: ev.ID(), content: event.ContentHash(ev), raw: en.Encode()}, nil
 }
 
 // commitReq is one event waiting to be made durable.
 type commitReq struct {
-	uid     string
+	id      string // event.ID
 	content chain.Hash
 	raw     []byte
 	done    func(error) // called once, from the commit loop
@@ -331,33 +332,32 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	// The group's PUBACKs go out once all of it is answered: one write
 	// per client rather than one per event.
 	defer h.sendAcks()
-	// Which uids the pool holds, then which the chain holds, for the
+	// Which events the pool holds, then which the chain holds, for the
 	// whole group at once. In that order: a block retires its events from
 	// the pool only once it is stored, so an event that leaves the pool
 	// after the first look is found by the second.
-	uids := make([]string, len(reqs))
+	ids := make([]string, len(reqs))
 	pooled := make([]*poolItem, len(reqs))
 	h.mu.Lock()
 	for i, r := range reqs {
-		uids[i] = r.uid
-		pooled[i] = h.pool[r.uid]
+		ids[i] = r.id
+		pooled[i] = h.pool[r.id]
 	}
 	h.mu.Unlock()
-	logged := make([]store.Located, len(reqs))
-	inChain := make([]bool, len(reqs))
-	lerr := h.led.Store().LocateAll(uids, func(i int, loc store.Located, found bool) error {
-		logged[i], inChain[i] = loc, found
+	held := make([]ledger.Held, len(reqs))
+	lerr := h.led.Holds(ids, func(i int) chain.Hash { return reqs[i].content }, func(i int, hd ledger.Held) error {
+		held[i] = hd
 		return nil
 	})
 	batch := h.led.Store().NewBatch()
 	defer batch.Close()
 	var fresh []*commitReq
-	first := map[string]*commitReq{} // uid -> the request this group stores
+	first := map[string]*commitReq{} // event.ID -> the request this group stores
 	// A retransmit of an event this group stores is answered with that
 	// event's outcome, after the commit: never before the event is durable.
 	retransmits := map[*commitReq][]*commitReq{}
 	for i, r := range reqs {
-		if f, ok := first[r.uid]; ok {
+		if f, ok := first[r.id]; ok {
 			if f.content == r.content {
 				h.stats.Retransmits.Add(1)
 				retransmits[f] = append(retransmits[f], r)
@@ -366,15 +366,15 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 			}
 			continue
 		}
-		if err, dup := h.duplicate(r, pooled[i], lerr, logged[i], inChain[i]); dup {
+		if err, dup := h.duplicate(r, pooled[i], lerr, held[i]); dup {
 			r.done(err)
 			continue
 		}
-		if err := batch.PutPool(r.uid, 0, r.raw); err != nil {
+		if err := batch.PutPool(event.VersionKey(r.id, r.content), 0, r.raw); err != nil {
 			r.done(refuse(codeUnspecified, "store event: %v", err))
 			continue
 		}
-		first[r.uid] = r
+		first[r.id] = r
 		fresh = append(fresh, r)
 	}
 	if len(fresh) == 0 {
@@ -398,8 +398,8 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	}
 	h.mu.Lock()
 	for _, r := range fresh {
-		it := &poolItem{uid: r.uid, raw: r.raw, content: r.content}
-		h.pool[r.uid] = it
+		it := &poolItem{id: r.id, key: event.VersionKey(r.id, r.content), raw: r.raw, content: r.content}
+		h.pool[r.id] = it
 		h.sendq = append(h.sendq, it)
 	}
 	h.mu.Unlock()
@@ -414,25 +414,23 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	}
 }
 
-// duplicate reports whether r's uid is already pooled (it is it, if not
-// nil) or logged (the chain's answer for it is loc and inChain, or lerr if
-// the lookup failed); if so the error is nil for a retransmit of the same
-// event and a refusal otherwise.
-func (h *Hub) duplicate(r *commitReq, it *poolItem, lerr error, loc store.Located, inChain bool) (error, bool) {
-	if it != nil {
+// duplicate reports whether r's event is already pooled (it is it, if not
+// nil) or logged (held is the chain's answer, or lerr if the lookup
+// failed); if so the error is nil for a retransmit of the same event and
+// a refusal for another event of this device under the same uid.
+func (h *Hub) duplicate(r *commitReq, it *poolItem, lerr error, held ledger.Held) (error, bool) {
+	switch {
+	case it != nil:
 		return h.sameOrConflict(r, it.content, "waiting for a block"), true
-	}
-	if lerr != nil {
+	case lerr != nil:
 		return refuse(codeUnspecified, "check uid: %v", lerr), true
+	case held.Same:
+		h.stats.Retransmits.Add(1)
+		return nil, true
+	case len(held.Others) > 0:
+		return conflict(r.id, fmt.Sprintf("in block %d", held.Others[0].Height)), true
 	}
-	if !inChain {
-		return nil, false
-	}
-	content, err := h.led.ContentAt(loc)
-	if err != nil {
-		return refuse(codeUnspecified, "check uid: %v", err), true
-	}
-	return h.sameOrConflict(r, content, fmt.Sprintf("in block %d", loc.Height)), true
+	return nil, false
 }
 
 func (h *Hub) sameOrConflict(r *commitReq, content chain.Hash, where string) error {
@@ -440,8 +438,15 @@ func (h *Hub) sameOrConflict(r *commitReq, content chain.Hash, where string) err
 		h.stats.Retransmits.Add(1)
 		return nil
 	}
+	return conflict(r.id, where)
+}
+
+// conflict refuses an event whose device already sent other content under
+// its uid, pooled or logged where says.
+func conflict(id, where string) error {
 	if where != "" {
 		where = " (" + where + ")"
 	}
-	return refuse(codeConflict, "event uid %q is already used by another event%s", r.uid, where)
+	uid, device, _ := strings.Cut(id, "/")
+	return refuse(codeConflict, "event uid %q is already used by another event of device %s%s", uid, device, where)
 }

@@ -122,7 +122,7 @@ func (f *fixture) submit(t *testing.T, ev event.Event) *event.Entry {
 	t.Helper()
 	en := &event.Entry{Event: ev, HubID: "hub-1", ReceivedMs: 1696248400123}
 	done := make(chan error, 1)
-	r := &commitReq{uid: ev.UID, content: event.ContentHash(&ev), raw: en.Encode(), done: func(err error) { done <- err }}
+	r := &commitReq{id: ev.ID(), content: event.ContentHash(&ev), raw: en.Encode(), done: func(err error) { done <- err }}
 	f.hub.commitGroup([]*commitReq{r})
 	if err := <-done; err != nil {
 		t.Fatalf("submit %s: %v", ev.UID, err)
@@ -238,7 +238,7 @@ func TestHubRejectsUnfaithfulBlocks(t *testing.T) {
 			if h := f.hub.led.Height(); h != 1 {
 				t.Fatalf("rejected block was stored: height %d", h)
 			}
-			if !f.hub.Pending("e1") {
+			if !f.hub.Pending("e1", "") {
 				t.Fatal("the hub's event left its pool although no valid block covers it")
 			}
 		})
@@ -359,7 +359,7 @@ func TestRetransmitInOneCommitGroupWaitsForTheCommit(t *testing.T) {
 	outcome := map[*commitReq]chan error{}
 	mk := func(e *event.Event) *commitReq {
 		ch := make(chan error, 1)
-		r := &commitReq{uid: e.UID, content: event.ContentHash(e), raw: en.Encode(), done: func(err error) { ch <- err }}
+		r := &commitReq{id: e.ID(), content: event.ContentHash(e), raw: en.Encode(), done: func(err error) { ch <- err }}
 		outcome[r] = ch
 		return r
 	}
@@ -373,7 +373,7 @@ func TestRetransmitInOneCommitGroupWaitsForTheCommit(t *testing.T) {
 	if err := <-outcome[c]; err == nil || !strings.Contains(err.Error(), "already used by another event") {
 		t.Fatalf("conflicting copy: %v", err)
 	}
-	if _, err := f.hub.led.Store().Pool("e1"); err != nil {
+	if _, err := f.hub.led.Store().Pool(event.VersionKey(ev.ID(), event.ContentHash(&ev))); err != nil {
 		t.Fatalf("event answered but not in the durable pool: %v", err)
 	}
 }

@@ -142,6 +142,9 @@ func (l *Ledger) recover(ctx context.Context) error {
 	if err := l.recoverControls(h); err != nil {
 		return fmt.Errorf("recover control records: %w", err)
 	}
+	if err := l.dropLoggedPool(); err != nil {
+		return fmt.Errorf("recover pool: %w", err)
+	}
 	if err := l.SyncIndex(ctx); err != nil {
 		return err
 	}
@@ -246,13 +249,13 @@ func (l *Ledger) load(h uint64) (*chain.Block, []*event.Entry, error) {
 // background indexer. The caller must have checked the block against
 // Expect.
 func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.Entry, extra func(*store.Batch) error) error {
-	uids := make([]string, len(entries))
+	ids := make([]string, len(entries))
 	for i, en := range entries {
-		uids[i] = en.Event.UID
+		ids[i] = en.Event.ID()
 	}
 	b := l.st.NewBlockBatch(blk)
 	defer b.Close()
-	if err := b.PutBlock(blk, uids); err != nil {
+	if err := b.PutBlock(blk, ids); err != nil {
 		return fmt.Errorf("append block %d: %w", blk.Header.Height, err)
 	}
 	if extra != nil {
@@ -288,9 +291,87 @@ func (l *Ledger) Append(ctx context.Context, blk *chain.Block, entries []*event.
 // Block returns stored block h.
 func (l *Ledger) Block(h uint64) (*chain.Block, error) { return l.st.Block(h) }
 
+// Held is what the chain holds of one event ID: whether it holds the
+// version asked about (Same, at At), and where it holds other versions.
+type Held struct {
+	Same   bool
+	At     store.Located
+	Others []store.Located
+}
+
+// Holds looks up many events at once: for each ids[i] (event.ID), whose
+// content hash (event.ContentHash) is content(i), it calls fn with what the
+// chain holds. Almost every event asked about is new and costs a bloom
+// filter probe; content is called only for one that is found, which also
+// costs a read of each logged version's entry.
+func (l *Ledger) Holds(ids []string, content func(i int) chain.Hash, fn func(i int, h Held) error) error {
+	return l.st.LocateAll(ids, func(i int, locs []store.Located) error {
+		var h Held
+		var want chain.Hash
+		if len(locs) > 0 {
+			want = content(i)
+		}
+		for _, loc := range locs {
+			c, err := l.ContentAt(loc)
+			if err != nil {
+				return err
+			}
+			if c == want && !h.Same {
+				h.Same, h.At = true, loc
+			} else {
+				h.Others = append(h.Others, loc)
+			}
+		}
+		return fn(i, h)
+	})
+}
+
+// dropLoggedPool deletes the pool records of events the chain holds: what
+// a crash between storing a block and deleting its pool records leaves. A
+// node pools a version of an event only while the chain does not hold it.
+func (l *Ledger) dropLoggedPool() error {
+	var keys, ids []string
+	var contents []chain.Hash
+	err := l.st.EachPool(func(k string, _ []byte) error {
+		id, content, ok := event.SplitVersionKey(k)
+		if !ok {
+			return fmt.Errorf("pool record under malformed key %q", k)
+		}
+		keys, ids, contents = append(keys, k), append(ids, id), append(contents, content)
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	seqs := map[string]uint64{}
+	if err := l.st.EachSeq(func(seq uint64, k string) error {
+		seqs[k] = seq
+		return nil
+	}); err != nil {
+		return err
+	}
+	var logged []string
+	var loggedSeqs []uint64
+	err = l.Holds(ids, func(i int) chain.Hash { return contents[i] }, func(i int, h Held) error {
+		if h.Same {
+			logged, loggedSeqs = append(logged, keys[i]), append(loggedSeqs, seqs[keys[i]])
+		}
+		return nil
+	})
+	if err != nil || len(logged) == 0 {
+		return err
+	}
+	b := l.st.NewBatch()
+	defer b.Close()
+	if err := b.DeletePools(logged, loggedSeqs); err != nil {
+		return err
+	}
+	return b.Commit()
+}
+
 // ContentAt returns the content hash (event.ContentHash) of the event
 // logged at loc, read from its entry: it tells a retransmit of a logged
-// event from another event that reuses its uid.
+// event from another version of it.
 func (l *Ledger) ContentAt(loc store.Located) (chain.Hash, error) {
 	raw, err := l.st.Entry(loc.Height, loc.Index)
 	if err != nil {

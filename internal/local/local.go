@@ -305,12 +305,12 @@ func (n *Network) observe(ml *ledger.Ledger) {
 	})
 }
 
-func (n *Network) pending(uid string) bool {
-	if n.Master.Pending(uid) {
+func (n *Network) pending(uid, deviceUID string) bool {
+	if n.Master.Pending(uid, deviceUID) {
 		return true
 	}
 	for _, h := range n.Hubs {
-		if h.Pending(uid) {
+		if h.Pending(uid, deviceUID) {
 			return true
 		}
 	}

@@ -66,7 +66,8 @@ type Master struct {
 	mu      sync.Mutex // guards the pool below
 	seq     uint64
 	pending []pooled          // arrival order
-	byUID   map[string]pooled // uid -> pooled
+	byKey   map[string]pooled // event.VersionKey -> pooled
+	byID    map[string]int    // event.ID -> how many versions are pooled
 	full    chan struct{}     // signalled when the pool reaches MaxEntries
 
 	mintMu sync.Mutex // one mint at a time
@@ -74,7 +75,8 @@ type Master struct {
 
 type pooled struct {
 	seq     uint64
-	uid     string
+	key     string // event.VersionKey
+	id      string // event.ID: the start of key
 	entry   *event.Entry
 	content chain.Hash
 }
@@ -90,7 +92,7 @@ func New(cfg Config) (*Master, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Master{cfg: cfg, led: cfg.Ledger, log: cfg.Log, byUID: map[string]pooled{}, full: make(chan struct{}, 1)}
+	m := &Master{cfg: cfg, led: cfg.Ledger, log: cfg.Log, byKey: map[string]pooled{}, byID: map[string]int{}, full: make(chan struct{}, 1)}
 	if err := m.loadPool(); err != nil {
 		return nil, err
 	}
@@ -104,18 +106,19 @@ func New(cfg Config) (*Master, error) {
 // in the store's sequence records.
 func (m *Master) loadPool() error {
 	st := m.led.Store()
-	return st.EachSeq(func(seq uint64, uid string) error {
-		rec, err := st.Pool(uid)
+	return st.EachSeq(func(seq uint64, key string) error {
+		rec, err := st.Pool(key)
 		if err != nil {
-			return fmt.Errorf("load pool %q: %w", uid, err)
+			return fmt.Errorf("load pool %q: %w", key, err)
 		}
 		en, err := event.DecodeEntry(rec, m.led.Limits())
 		if err != nil {
-			return fmt.Errorf("load pool %q: %w", uid, err)
+			return fmt.Errorf("load pool %q: %w", key, err)
 		}
-		p := pooled{seq: seq, uid: uid, entry: en, content: event.ContentHash(&en.Event)}
+		p := pooled{seq: seq, key: key, id: en.Event.ID(), entry: en, content: event.ContentHash(&en.Event)}
 		m.pending = append(m.pending, p)
-		m.byUID[uid] = p
+		m.byKey[key] = p
+		m.byID[p.id]++
 		m.seq = max(m.seq, seq)
 		return nil
 	})
@@ -131,18 +134,29 @@ func (m *Master) PoolSize() int {
 	return len(m.pending)
 }
 
-// Pending reports whether uid waits in the pool.
-func (m *Master) Pending(uid string) bool {
+// Pending reports whether an event of uid waits in the pool: the one of
+// device deviceUID, or of any device if deviceUID is "". It scans the
+// pool: it answers people (the API), not events.
+func (m *Master) Pending(uid, deviceUID string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.byUID[uid]
-	return ok
+	for _, p := range m.pending {
+		if ev := &p.entry.Event; ev.UID == uid && (deviceUID == "" || ev.DeviceUID == deviceUID) {
+			return true
+		}
+	}
+	return false
 }
 
 // HandleBatch checks a hub's batch and makes every new submission durable
-// in the pool before returning. A submission whose uid is already pooled or
-// logged with the same content is a resubmission and is accepted without
-// effect; one with other content is refused.
+// in the pool before returning. A submission already pooled or logged with
+// the same content is a resubmission and is accepted without effect.
+//
+// One with other content under the same uid of the same device is another
+// version of the event, and is logged too: two hubs acknowledged both to
+// the device (each hub refuses a second version it can see), and nothing
+// acknowledged may go missing. Its entry is the event's second version
+// (event.VersionKey); the API lists both.
 func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, error) {
 	net := m.led.Network()
 	hub := net.Hub(b.HubID)
@@ -173,37 +187,36 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 		}
 		entries[i] = en
 	}
-	uids := make([]string, len(entries))
+	ids := make([]string, len(entries))
+	keys := make([]string, len(entries))
 	contents := make([]chain.Hash, len(entries))
 	for i, en := range entries {
-		uids[i], contents[i] = en.Event.UID, event.ContentHash(&en.Event)
+		ids[i], contents[i] = en.Event.ID(), event.ContentHash(&en.Event)
+		keys[i] = event.VersionKey(ids[i], contents[i])
 	}
-	var refused []bus.Refusal
 	var fresh []pooled
 	raws := make([][]byte, 0, len(b.Entries))
 	m.mu.Lock()
-	reasons, err := m.duplicates(uids, contents)
+	logged, versions, err := m.logged(ids, keys, contents)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
 	}
 	for i, en := range entries {
-		uid := uids[i]
-		if reason := reasons[i]; reason != "" {
-			if reason != dupSame {
-				refused = append(refused, bus.Refusal{UID: uid, Reason: reason})
-			}
+		if logged[i] {
 			continue
 		}
-		if p, ok := m.byUID[uid]; ok { // twice in this batch
-			if p.content != contents[i] {
-				refused = append(refused, bus.Refusal{UID: uid, Reason: "event uid already used by another event (pending)"})
-			}
+		if _, ok := m.byKey[keys[i]]; ok { // pooled, or twice in this batch
 			continue
+		}
+		if m.byID[ids[i]] > 0 && !versions[i] {
+			versions[i] = true
+			m.versionWarning(ids[i], "pool")
 		}
 		m.seq++
-		p := pooled{seq: m.seq, uid: uid, entry: en, content: contents[i]}
-		m.byUID[uid] = p // reserve, so a concurrent batch sees it
+		p := pooled{seq: m.seq, key: keys[i], id: keys[i][:len(ids[i])], entry: en, content: contents[i]}
+		m.byKey[p.key] = p // reserve, so a concurrent batch sees it
+		m.byID[ids[i]]++
 		fresh = append(fresh, p)
 		raws = append(raws, b.Entries[i])
 	}
@@ -213,7 +226,7 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 		if err := m.persist(fresh, raws); err != nil {
 			m.mu.Lock()
 			for _, p := range fresh {
-				delete(m.byUID, p.uid)
+				m.unpool(p)
 			}
 			m.mu.Unlock()
 			return nil, err
@@ -229,64 +242,62 @@ func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, 
 			}
 		}
 	}
-	for _, r := range refused {
-		m.log.Warn("submission refused", "hub", b.HubID, "uid", r.UID, "reason", r.Reason)
-	}
-	return refused, nil
+	return nil, nil
 }
 
-const dupSame = "same"
-
-// duplicates says for each uid whether it is already pooled or logged:
-// dupSame for the same content, a refusal reason for other content, ""
-// if new. It looks in the pool first and then, for the rest, in the chain
-// through one iterator; callers hold m.mu, under which a minted block
-// leaves the pool only once it is stored, so no uid slips between the two.
-func (m *Master) duplicates(uids []string, contents []chain.Hash) ([]string, error) {
-	reasons := make([]string, len(uids))
-	var rest []int // indexes of uids not pooled
-	for i, uid := range uids {
-		p, ok := m.byUID[uid]
-		switch {
-		case !ok:
+// logged says for each event whether the chain holds that very version,
+// and whether it holds another (the event is a new version, which it
+// reports). Only events not pooled are looked up in the chain, through one
+// iterator; callers hold m.mu, under which a minted block leaves the pool
+// only once it is stored, so no event slips between the two.
+func (m *Master) logged(ids, keys []string, contents []chain.Hash) (same, versions []bool, err error) {
+	same, versions = make([]bool, len(ids)), make([]bool, len(ids))
+	var rest []int // indexes of events not pooled
+	for i, k := range keys {
+		if _, ok := m.byKey[k]; !ok {
 			rest = append(rest, i)
-		case p.content == contents[i]:
-			reasons[i] = dupSame
-		default:
-			reasons[i] = "event uid already used by another event (pending)"
 		}
 	}
 	look := make([]string, len(rest))
 	for j, i := range rest {
-		look[j] = uids[i]
+		look[j] = ids[i]
 	}
-	err := m.led.Store().LocateAll(look, func(j int, loc store.Located, found bool) error {
-		if !found {
-			return nil
-		}
+	err = m.led.Holds(look, func(j int) chain.Hash { return contents[rest[j]] }, func(j int, held ledger.Held) error {
 		i := rest[j]
-		logged, err := m.led.ContentAt(loc)
-		if err != nil {
-			return err
-		}
-		if logged == contents[i] {
-			reasons[i] = dupSame
-		} else {
-			reasons[i] = fmt.Sprintf("event uid already used by another event (block %d)", loc.Height)
+		same[i] = held.Same
+		if !held.Same && len(held.Others) > 0 {
+			versions[i] = true
+			m.versionWarning(ids[i], fmt.Sprintf("block %d", held.Others[0].Height))
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("check uids: %w", err)
+		return nil, nil, fmt.Errorf("check uids: %w", err)
 	}
-	return reasons, nil
+	return same, versions, nil
+}
+
+// versionWarning reports an event taken in as another version of the
+// event id, whose first version is where (a block, or the pool).
+func (m *Master) versionWarning(id, where string) {
+	uid, device, _ := strings.Cut(id, "/")
+	m.cfg.Metrics.Version()
+	m.log.Warn("device sent other content under one uid through two hubs; both are logged", "uid", uid, "device", device, "other_version", where)
+}
+
+// unpool forgets a pooled submission; callers hold m.mu.
+func (m *Master) unpool(p pooled) {
+	delete(m.byKey, p.key)
+	if m.byID[p.id]--; m.byID[p.id] <= 0 {
+		delete(m.byID, p.id)
+	}
 }
 
 func (m *Master) persist(fresh []pooled, raws [][]byte) error {
 	b := m.led.Store().NewBatch()
 	defer b.Close()
 	for i, p := range fresh {
-		if err := b.PutPool(p.uid, p.seq, raws[i]); err != nil {
+		if err := b.PutPool(p.key, p.seq, raws[i]); err != nil {
 			return fmt.Errorf("pool: %w", err)
 		}
 	}
@@ -352,11 +363,11 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 		HistoryRoot: x.HistoryRoot,
 	}, raws, controls, m.cfg.Key)
 	err = m.led.Append(ctx, blk, entries, func(b *store.Batch) error {
-		uids, seqs := make([]string, len(take)), make([]uint64, len(take))
+		keys, seqs := make([]string, len(take)), make([]uint64, len(take))
 		for i, p := range take {
-			uids[i], seqs[i] = p.uid, p.seq
+			keys[i], seqs[i] = p.key, p.seq
 		}
-		if err := b.DeletePools(uids, seqs); err != nil {
+		if err := b.DeletePools(keys, seqs); err != nil {
 			return err
 		}
 		if len(controls) > 0 {
@@ -374,7 +385,7 @@ func (m *Master) Mint(ctx context.Context) (*chain.Block, error) {
 	m.mu.Lock()
 	m.pending = m.pending[n:]
 	for _, p := range take {
-		delete(m.byUID, p.uid)
+		m.unpool(p)
 	}
 	m.mu.Unlock()
 	m.log.Info("minted block", "height", blk.Header.Height, "entries", n, "controls", len(controls), "hash", fmt.Sprintf("%x", blk.Header.Hash()))

@@ -62,6 +62,7 @@ type Metrics struct {
 	validateDur *prometheus.HistogramVec // node
 	mint        prometheus.Histogram
 	refused     *prometheus.CounterVec // kind, reason
+	versions    prometheus.Counter
 
 	mu     sync.Mutex
 	hubs   map[string]*HubMetrics
@@ -104,9 +105,13 @@ func New() *Metrics {
 			Name: "cissan_bus_messages_refused_total",
 			Help: "Messages the master refused, by kind (batch, validation) and reason (unknown_hub, bad_signature, malformed, wrong_block).",
 		}, []string{"kind", "reason"}),
+		versions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cissan_event_versions_total",
+			Help: "Events the master took in as another version of an event it already holds: a device sent other content under one uid through two hubs, and both are logged.",
+		}),
 		hubs: map[string]*HubMetrics{},
 	}
-	m.reg.MustRegister(m.accepted, m.rejected, m.commit, m.validated, m.validateDur, m.mint, m.refused,
+	m.reg.MustRegister(m.accepted, m.rejected, m.commit, m.validated, m.validateDur, m.mint, m.refused, m.versions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -161,7 +166,7 @@ func (m *Metrics) Master() *MasterMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.master == nil {
-		m.master = &MasterMetrics{mint: m.mint, refused: m.refused}
+		m.master = &MasterMetrics{mint: m.mint, refused: m.refused, versions: m.versions}
 	}
 	return m.master
 }
@@ -229,8 +234,18 @@ func (h *HubMetrics) ValidateDuration(d time.Duration) {
 // MasterMetrics records the master's minting. A nil *MasterMetrics
 // records nothing.
 type MasterMetrics struct {
-	mint    prometheus.Observer
-	refused *prometheus.CounterVec
+	mint     prometheus.Observer
+	refused  *prometheus.CounterVec
+	versions prometheus.Counter
+}
+
+// Version counts an event taken in as another version of one the master
+// already holds.
+func (m *MasterMetrics) Version() {
+	if m == nil {
+		return
+	}
+	m.versions.Inc()
 }
 
 // Refused counts a bus message the master refused: kind is "batch" or

@@ -56,8 +56,8 @@ func BenchmarkLocate(b *testing.B) {
 	})
 	b.Run("LocateAll", func(b *testing.B) {
 		for n := 0; b.Loop(); n++ {
-			if err := s.LocateAll(group(n), func(_ int, _ Located, found bool) error {
-				if found {
+			if err := s.LocateAll(group(n), func(_ int, locs []Located) error {
+				if len(locs) > 0 {
 					b.Fatal("found a new uid")
 				}
 				return nil

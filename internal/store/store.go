@@ -20,9 +20,9 @@
 // Storing a block writes its entries (synced), then the rest (synced
 // too), then the deletion of the pool records it logs (not synced): the
 // main database's height record says which blocks are stored. Open
-// deletes any entries above it, and any pool record whose uid the chain
-// holds: what a crash between the writes, or before the deletions reach
-// the disk, leaves behind. A store created before entries had a
+// deletes any entries above it (and the ledger, opening the store, any
+// pool record of an event the chain holds): what a crash between the
+// writes, or before the deletions reach the disk, leaves behind. A store created before entries had a
 // database of their own keeps them in the main one; a store created before
 // the pool had one has its pool records moved there at Open.
 //
@@ -31,12 +31,12 @@
 //	"b" height                -> header (182 bytes) || master signature (64)
 //	"e" height idx(u32)       -> entry bytes (in the entries' database)
 //	"c" height idx(u32)       -> control record bytes
-//	"u" uid                   -> uvarint height || uvarint idx
-//	                             (before: height || idx(u32) || content hash (32))
+//	"u" uid "/" device_uid    -> (uvarint height || uvarint idx)+, one per
+//	                             version of the event (event.VersionKey)
 //	"v" height hub_id         -> validation (see encodeValidation)
-//	"p" uid                   -> pool record (owner-defined bytes)
-//	"q" seq                   -> uid  (pool arrival order)
-//	"m" name                  -> node metadata
+//	"p" version key           -> pool record (owner-defined bytes)
+//	"q" seq                   -> version key (pool arrival order)
+//	"m" name                  -> node metadata ("height", "format", ...)
 //
 // The store checks nothing about what it is given: the hub and master check
 // blocks before they store them, and verify re-checks everything stored.
@@ -133,6 +133,10 @@ func Open(dir string, o Options) (*Store, error) {
 		s.closeAll()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	if err := s.checkFormat(); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -200,11 +204,46 @@ func (s *Store) openPool(dir string, o Options, c *pebble.Cache) error {
 	if err := s.movePool(); err != nil {
 		return fmt.Errorf("move pool records to %s: %w", path, err)
 	}
-	if err := s.dropLoggedPool(); err != nil {
-		return fmt.Errorf("pool: %w", err)
-	}
 	return nil
 }
+
+// Format is the layout of a store's records that this version reads and
+// writes, kept in its metadata. Format 2 keys uid records by event.ID
+// (uid and device) and pool records by event.VersionKey.
+const Format = "2"
+
+// ErrFormat is a store this version cannot read.
+var ErrFormat = errors.New("store format")
+
+// checkFormat refuses a store written in another format, and marks a new
+// one with Format. A chain without the mark was written before uids were
+// scoped to their device: its uid records name events by uid alone, and
+// this version would find none of them.
+func (s *Store) checkFormat() error {
+	v, err := s.get(metaKey(formatMeta))
+	switch {
+	case err == nil && string(v) == Format:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w %q: this cissan reads format %s", ErrFormat, v, Format)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	h, err := s.Height()
+	if err != nil {
+		return err
+	}
+	if h > 0 {
+		return fmt.Errorf("%w: written by an earlier cissan, whose uid records are not scoped to a device; start a new data dir", ErrFormat)
+	}
+	if s.readOnly {
+		return nil
+	}
+	return s.db.Set(metaKey(formatMeta), []byte(Format), pebble.Sync)
+}
+
+// formatMeta is the metadata name of the store's format.
+const formatMeta = "format"
 
 // subdir returns the path of the database directory name inside dir, and
 // whether it exists.
@@ -282,45 +321,6 @@ func (s *Store) movePool() error {
 		return err
 	}
 	return s.db.DeleteRange(poolLo, poolHi, pebble.Sync)
-}
-
-// dropLoggedPool deletes the pool records of events the chain holds: what
-// a crash between storing a block and deleting its pool records leaves.
-// A node pools a uid only while the chain does not hold it.
-func (s *Store) dropLoggedPool() error {
-	var uids []string
-	seqs := map[string]uint64{}
-	err := s.EachPool(func(uid string, _ []byte) error {
-		uids = append(uids, uid)
-		return nil
-	})
-	if err == nil {
-		err = s.EachSeq(func(seq uint64, uid string) error {
-			seqs[uid] = seq
-			return nil
-		})
-	}
-	if err != nil {
-		return err
-	}
-	var logged []string
-	var loggedSeqs []uint64
-	err = s.LocateAll(uids, func(i int, _ Located, found bool) error {
-		if found {
-			logged = append(logged, uids[i])
-			loggedSeqs = append(loggedSeqs, seqs[uids[i]])
-		}
-		return nil
-	})
-	if err != nil || len(logged) == 0 {
-		return err
-	}
-	b := s.NewBatch()
-	defer b.Close()
-	if err := b.DeletePools(logged, loggedSeqs); err != nil {
-		return err
-	}
-	return b.Commit()
 }
 
 // dropEntriesAboveHeight deletes the entries of blocks the main database
@@ -456,9 +456,9 @@ func controlKey(h uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{'c'}, h), i)
 }
 
-func uidKey(uid string) []byte { return appendUIDKey(nil, uid) }
+func uidKey(id string) []byte { return appendUIDKey(nil, id) }
 
-func appendUIDKey(dst []byte, uid string) []byte { return append(append(dst, 'u'), uid...) }
+func appendUIDKey(dst []byte, id string) []byte { return append(append(dst, 'u'), id...) }
 
 func chunkKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'r'}, h) }
 
@@ -516,90 +516,116 @@ type Located struct {
 	Index  uint32
 }
 
-// Locate finds the entry logged for uid.
-func (s *Store) Locate(uid string) (Located, error) {
-	v, err := s.get(uidKey(uid))
+// Locate finds the entries logged for the event id (event.ID): one, or
+// several in chain order when its device sent other contents under its uid
+// through two hubs at once. An id never logged is ErrNotFound.
+func (s *Store) Locate(id string) ([]Located, error) {
+	v, err := s.get(uidKey(id))
 	if err != nil {
-		return Located{}, err
+		return nil, err
 	}
-	l, err := decodeLocation(v)
+	locs, err := decodeLocations(v)
 	if err != nil {
-		return Located{}, fmt.Errorf("uid record for %q: %w", uid, err)
+		return nil, fmt.Errorf("uid record for %q: %w", id, err)
 	}
-	return l, nil
+	return locs, nil
 }
 
-// legacyLocationLen is the size of a uid record written before uid
-// records lost their content hash: fixed-width height and index, then the
-// hash. Such records are still read; new ones are two uvarints, at most
-// 15 bytes, so the two cannot be confused.
-const legacyLocationLen = 44
+// Logged is where the events of one device logged under a uid sit.
+type Logged struct {
+	DeviceUID string
+	At        []Located
+}
 
-// appendLocation appends a uid record: the entry's height and index. It
-// holds no content hash: a uid is found in the chain rarely (a retransmit,
-// or a uid reused), and then the entry itself gives the event. A value of
-// about 5 bytes rather than 44 halves what every event's uid record, key
-// included, costs to write and to compact.
+// LocateUID finds every event logged under uid, of any device, in device
+// order. Unlike Locate it scans a range, which no bloom filter serves: it
+// is for lookups by people (the API), not for every event.
+func (s *Store) LocateUID(uid string) ([]Logged, error) {
+	var out []Logged
+	prefix := uidKey(uid + "/")
+	err := s.each(prefix, func(k, v []byte) error {
+		locs, err := decodeLocations(v)
+		if err != nil {
+			return fmt.Errorf("uid record for %q: %w", k[1:], err)
+		}
+		out = append(out, Logged{DeviceUID: string(k[len(prefix):]), At: locs})
+		return nil
+	})
+	return out, err
+}
+
+// appendLocation appends one location to a uid record: the entry's height
+// and index. A record holds no content hash: an id is found in the chain
+// rarely (a retransmit, or a uid reused), and then the entry itself gives
+// the event. A value of about 5 bytes rather than 37 halves what every
+// event's uid record, key included, costs to write and to compact.
 func appendLocation(dst []byte, h uint64, i uint32) []byte {
 	return binary.AppendUvarint(binary.AppendUvarint(dst, h), uint64(i))
 }
 
-func decodeLocation(v []byte) (Located, error) {
-	if len(v) == legacyLocationLen {
-		return Located{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}, nil
+// DecodeUIDRecord decodes the value of a uid record, for verifiers that
+// read every record (EachRecord).
+func DecodeUIDRecord(v []byte) ([]Located, error) { return decodeLocations(v) }
+
+// decodeLocations reads a uid record: one location per version of the
+// event, in the order they were logged (PutBlock merges each new one in).
+func decodeLocations(v []byte) ([]Located, error) {
+	var locs []Located
+	for len(v) > 0 {
+		h, n := binary.Uvarint(v)
+		if n <= 0 {
+			return nil, errors.New("malformed height")
+		}
+		i, m := binary.Uvarint(v[n:])
+		if m <= 0 || i > math.MaxUint32 {
+			return nil, errors.New("malformed entry index")
+		}
+		locs = append(locs, Located{Height: h, Index: uint32(i)})
+		v = v[n+m:]
 	}
-	h, n := binary.Uvarint(v)
-	if n <= 0 {
-		return Located{}, errors.New("malformed height")
+	if len(locs) == 0 {
+		return nil, errors.New("empty record")
 	}
-	i, m := binary.Uvarint(v[n:])
-	if m <= 0 || i > math.MaxUint32 || n+m != len(v) {
-		return Located{}, errors.New("malformed entry index")
-	}
-	return Located{Height: h, Index: uint32(i)}, nil
+	return locs, nil
 }
 
-// LocateAll looks up many uids through one iterator, in sorted order, and
-// calls fn for each uid (in the order given) with its location or found
-// false. For a group of events it costs a fraction of one Locate per uid:
-// Locate sets up a new iterator over every level each time, while here
-// the levels' tables stay open from one uid to the next. Bloom filters
-// still let a uid that is not stored skip reading the tables.
-func (s *Store) LocateAll(uids []string, fn func(i int, loc Located, found bool) error) error {
-	if len(uids) == 0 {
+// LocateAll looks up many ids through one iterator, in sorted order, and
+// calls fn for each id (in the order given) with its locations, none if
+// it is not logged. For a group of events it costs a fraction of one
+// Locate per id: Locate sets up a new iterator over every level each
+// time, while here the levels' tables stay open from one id to the next.
+// Bloom filters still let an id that is not stored skip reading the tables.
+func (s *Store) LocateAll(ids []string, fn func(i int, locs []Located) error) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	order := sortedOrder(uids)
+	order := sortedOrder(ids)
 	// Pebble skips the bottom level's filters by default, for reads that
-	// expect to find their key; almost every uid here is new, and most
+	// expect to find their key; almost every id here is new, and most
 	// uid records are in the bottom level.
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'u'}, UpperBound: []byte{'u' + 1}, UseL6Filters: true})
 	if err != nil {
 		return fmt.Errorf("locate uids: %w", err)
 	}
 	defer it.Close()
-	type hit struct {
-		loc   Located
-		found bool
-	}
-	hits := make([]hit, len(uids))
+	hits := make([][]Located, len(ids))
 	key := make([]byte, 0, 64)
 	for _, i := range order {
-		key = append(append(key[:0], 'u'), uids[i]...)
+		key = appendUIDKey(key[:0], ids[i])
 		if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
 			continue
 		}
-		loc, err := decodeLocation(it.Value())
+		locs, err := decodeLocations(it.Value())
 		if err != nil {
-			return fmt.Errorf("uid record for %q: %w", uids[i], err)
+			return fmt.Errorf("uid record for %q: %w", ids[i], err)
 		}
-		hits[i] = hit{loc: loc, found: true}
+		hits[i] = locs
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("locate uids: %w", err)
 	}
-	for i, h := range hits {
-		if err := fn(i, h.loc, h.found); err != nil {
+	for i, locs := range hits {
+		if err := fn(i, locs); err != nil {
 			return err
 		}
 	}
@@ -862,8 +888,12 @@ func sortedOrder(keys []string) []int {
 	return order
 }
 
-// PutBlock writes block h, its entries, its uid records (uids[i] is entry
-// i's) and the new height.
+// PutBlock writes block h, its entries, its uid records (ids[i] is entry
+// i's event.ID) and the new height.
+//
+// A uid record is merged, not set: Pebble's default merger appends the
+// new location to any the record holds, so a second version of an event
+// (see event.VersionKey) adds to its record without a read here.
 //
 // It writes the entries, then the uid records in key order. Pebble adds a
 // batch to its memtable in the batch's order, and each insertion starts
@@ -871,7 +901,7 @@ func sortedOrder(keys []string) []int {
 // between an entry and a uid record made every insertion search the whole
 // list, and sorting halved the time to apply a block's batch
 // (BenchmarkCatchUp1M's profile).
-func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
+func (b *Batch) PutBlock(blk *chain.Block, ids []string) error {
 	h := blk.Header.Height
 	rec := append(blk.Header.Encode(), blk.Signature...)
 	if err := b.b.Set(blockKey(h), rec, nil); err != nil {
@@ -893,9 +923,9 @@ func (b *Batch) PutBlock(blk *chain.Block, uids []string) error {
 			return err
 		}
 	}
-	for _, i := range sortedOrder(uids) {
-		key, loc = appendUIDKey(key[:0], uids[i]), appendLocation(loc[:0], h, uint32(i))
-		if err := b.b.Set(key, loc, nil); err != nil {
+	for _, i := range sortedOrder(ids) {
+		key, loc = appendUIDKey(key[:0], ids[i]), appendLocation(loc[:0], h, uint32(i))
+		if err := b.b.Merge(key, loc, nil); err != nil {
 			return err
 		}
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/cockroachdb/pebble/vfs/errorfs"
 
@@ -52,9 +54,9 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || len(blk.Entries) != 2 || string(blk.Entries[1]) != "b" {
 		t.Fatalf("Block(0) = %+v, %v", blk, err)
 	}
-	loc, err := s.Locate("u3")
-	if err != nil || loc.Height != 1 || loc.Index != 0 {
-		t.Fatalf("Locate(u3) = %+v, %v", loc, err)
+	locs, err := s.Locate("u3")
+	if err != nil || !slices.Equal(locs, []Located{{Height: 1, Index: 0}}) {
+		t.Fatalf("Locate(u3) = %+v, %v", locs, err)
 	}
 	if _, err := s.Locate("nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Locate(nope) = %v, want ErrNotFound", err)
@@ -194,14 +196,14 @@ func TestLocateAll(t *testing.T) {
 	check := func() {
 		t.Helper()
 		seen := 0
-		err := s.LocateAll(ask, func(i int, loc Located, found bool) error {
+		err := s.LocateAll(ask, func(i int, locs []Located) error {
 			if i != seen {
 				t.Fatalf("called for %d, want %d", i, seen)
 			}
 			seen++
 			want, err := s.Locate(ask[i])
-			if found != (err == nil) || found && want != loc {
-				t.Errorf("%q: LocateAll %+v %v, Locate %+v %v", ask[i], loc, found, want, err)
+			if (len(locs) > 0) != (err == nil) || !slices.Equal(want, locs) {
+				t.Errorf("%q: LocateAll %+v, Locate %+v %v", ask[i], locs, want, err)
 			}
 			return nil
 		})
@@ -215,31 +217,32 @@ func TestLocateAll(t *testing.T) {
 	}
 	check()
 	stop := errors.New("stop")
-	if err := s.LocateAll(ask, func(int, Located, bool) error { return stop }); !errors.Is(err, stop) {
+	if err := s.LocateAll(ask, func(int, []Located) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("fn's error: got %v", err)
 	}
 }
 
-// A uid record is two uvarints; one written before records lost their
-// content hash (fixed-width height and index, then the hash) is still
-// read, and anything else is refused rather than misread.
+// A uid record is one pair of uvarints per version of the event, and
+// anything else is refused rather than misread.
 func TestUIDRecordFormats(t *testing.T) {
 	s, err := Open("db", Options{FS: vfs.NewMem()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	legacy := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, 1<<40), 70_000)
-	legacy = append(legacy, make([]byte, 32)...)
-	for uid, rec := range map[string][]byte{
-		"new":    appendLocation(nil, 1<<40, 70_000),
-		"legacy": legacy,
+	for uid, want := range map[string][]Located{
+		"one": {{Height: 1 << 40, Index: 70_000}},
+		"two": {{Height: 3, Index: 1}, {Height: 1 << 40, Index: 70_000}},
 	} {
+		var rec []byte
+		for _, l := range want {
+			rec = appendLocation(rec, l.Height, l.Index)
+		}
 		if err := s.DB().Set(uidKey(uid), rec, nil); err != nil {
 			t.Fatal(err)
 		}
-		if loc, err := s.Locate(uid); err != nil || loc != (Located{Height: 1 << 40, Index: 70_000}) {
-			t.Errorf("Locate(%s) = %+v, %v", uid, loc, err)
+		if locs, err := s.Locate(uid); err != nil || !slices.Equal(locs, want) {
+			t.Errorf("Locate(%s) = %+v, %v", uid, locs, err)
 		}
 	}
 	for name, rec := range map[string][]byte{
@@ -255,9 +258,58 @@ func TestUIDRecordFormats(t *testing.T) {
 		if loc, err := s.Locate(name); err == nil {
 			t.Errorf("Locate of a record %s = %+v, want an error", name, loc)
 		}
-		err := s.LocateAll([]string{name}, func(int, Located, bool) error { return nil })
+		err := s.LocateAll([]string{name}, func(int, []Located) error { return nil })
 		if err == nil {
 			t.Errorf("LocateAll of a record %s: no error", name)
 		}
+	}
+}
+
+// A second version of an event (another content under its uid and device)
+// adds its location to the event's uid record, and LocateUID finds every
+// device's events of a uid, and no other uid's.
+func TestVersionsAndLocateUID(t *testing.T) {
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put(t, s, testBlock(0, "a", "b", "c"), "e1/dev-a", "e1/dev-b", "e10/dev-a")
+	put(t, s, testBlock(1, "d"), "e1/dev-a")
+	if err := s.DB().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, testBlock(2, "e"), "e1/dev-a")
+	locs, err := s.Locate("e1/dev-a")
+	if want := []Located{{0, 0}, {1, 0}, {2, 0}}; err != nil || !slices.Equal(locs, want) {
+		t.Fatalf("Locate(e1/dev-a) = %v, %v; want %v", locs, err, want)
+	}
+	got, err := s.LocateUID("e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].DeviceUID != "dev-a" || len(got[0].At) != 3 || got[1].DeviceUID != "dev-b" || !slices.Equal(got[1].At, []Located{{0, 1}}) {
+		t.Fatalf("LocateUID(e1) = %+v", got)
+	}
+	if got, err := s.LocateUID("e"); err != nil || len(got) != 0 {
+		t.Fatalf("LocateUID(e) = %+v, %v; want nothing (uids are whole)", got, err)
+	}
+}
+
+// A chain written before uids were scoped to their device is refused at
+// open, with a reason, rather than read as if it held no event.
+func TestOldFormatRefused(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open("db", Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, testBlock(0, "a"), "e1/dev-a")
+	if err := s.DB().Delete(metaKey(formatMeta), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open("db", Options{FS: fs}); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "start a new data dir") {
+		t.Fatalf("open of an old-format store: %v, want ErrFormat saying what to do", err)
 	}
 }

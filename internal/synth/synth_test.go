@@ -119,10 +119,14 @@ func TestBuild(t *testing.T) {
 // event by uid, read its block's header and validations, and the entry
 // with its path from the entry's chunk of the block, build.
 func buildProof(led *ledger.Ledger, uid string) (*proof.Bundle, error) {
-	loc, err := led.Store().Locate(uid)
+	found, err := led.Find(uid, "", 0)
 	if err != nil {
 		return nil, err
 	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("uid %q names %d events", uid, len(found))
+	}
+	loc := found[0].At
 	hdr, sig, err := led.Store().Header(loc.Height)
 	if err != nil {
 		return nil, err
