@@ -83,7 +83,7 @@ func TestOperatorSeesEverything(t *testing.T) {
 	}
 	code, body = tn.get("/events/evt-secret-a07", tn.Token)
 	if code != 200 || !strings.Contains(body, "out_of_range") || !strings.Contains(body, "marker-payload-text") ||
-		!strings.Contains(body, `href="/v1/events/evt-secret-a07/proof"`) || strings.Contains(body, "format=ots") || !strings.Contains(body, "anchoring is off") {
+		!strings.Contains(body, `href="/v1/events/evt-secret-a07/proof?device=dev-secret-a&amp;version=1"`) || strings.Contains(body, "format=ots") || !strings.Contains(body, "anchoring is off") {
 		t.Fatalf("operator event page: %d\n%s", code, body)
 	}
 	code, body = tn.get("/devices/dev-secret-a", tn.Token)
@@ -331,7 +331,7 @@ func TestAnchorShown(t *testing.T) {
 			t.Errorf("block page lacks %q", want)
 		}
 	}
-	if body = get("/events/evt-secret-a01", tn.Token); !strings.Contains(body, `href="/v1/events/evt-secret-a01/proof?format=ots"`) {
+	if body = get("/events/evt-secret-a01", tn.Token); !strings.Contains(body, `href="/v1/events/evt-secret-a01/proof?device=dev-secret-a&amp;version=1&amp;format=ots"`) {
 		t.Error("event page has no .ots link while anchoring is on")
 	}
 }
