@@ -25,12 +25,14 @@ func runProof(ctx context.Context, env Env, args []string) error {
 	tokenFile := fs.String("token-file", "./data/admin.token", "file holding a bearer token (CISSAN_TOKEN overrides)")
 	out := fs.String("o", "", "write the proof to this file instead of stdout")
 	asOTS := fs.Bool("ots", false, "write an OpenTimestamps file to -o FILE.ots and the entry bytes it timestamps to FILE (needs a confirmed Bitcoin anchor)")
+	device := fs.String("device", "", "the event's device_uid, where its uid names events of several devices")
+	version := fs.Int("version", 0, "the event's version, where its device sent several contents under its uid")
 	pos, err := parseFlags(fs, env, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("usage: cissan proof [--api URL] [--token-file FILE] [-o FILE] [--ots] EVENT_UID")
+		return usagef("usage: cissan proof [--api URL] [--token-file FILE] [-o FILE] [--ots] [--device UID] [--version N] EVENT_UID")
 	}
 	if *asOTS && !strings.HasSuffix(*out, ".ots") {
 		return usagef("proof: --ots needs -o FILE.ots; the entry bytes go to FILE")
@@ -39,8 +41,22 @@ func runProof(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, err := apiGet(ctx, *api, "/v1/events/"+url.PathEscape(pos[0])+"/proof", tok)
+	q := url.Values{}
+	if *device != "" {
+		q.Set("device", *device)
+	}
+	if *version != 0 {
+		q.Set("version", fmt.Sprint(*version))
+	}
+	path := "/v1/events/" + url.PathEscape(pos[0]) + "/proof"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	body, err := apiGet(ctx, *api, path, tok)
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "300 ") {
+			return fmt.Errorf("proof for %q: %w; name one with --device (and --version)", pos[0], err)
+		}
 		return fmt.Errorf("proof for %q: %w", pos[0], err)
 	}
 	if *asOTS {

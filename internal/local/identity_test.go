@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +54,19 @@ func TestAnotherDevicesUIDsCannotDropEvents(t *testing.T) {
 	if code := tn.getAny("/v1/events/shared-007", &amb); code != http.StatusMultipleChoices || len(amb.Candidates) != 2 ||
 		amb.Candidates[0].DeviceUID != "cd1" || amb.Candidates[1].DeviceUID != "cd10" {
 		t.Fatalf("GET /v1/events/shared-007: %d %+v, want 300 naming cd1 and cd10", code, amb)
+	}
+	// So does the CLI; with --device it fetches that event's proof, which
+	// verifies.
+	tokenFile := filepath.Join(dir, "admin.token")
+	if out, err := tn.cli("proof", "--api", tn.APIURL, "--token-file", tokenFile, "shared-007"); err == nil || !strings.Contains(err.Error(), "--device") {
+		t.Fatalf("cissan proof of an ambiguous uid: %v\n%s", err, out)
+	}
+	bundle := filepath.Join(dir, "cd10.proof.json")
+	if out, err := tn.cli("proof", "--api", tn.APIURL, "--token-file", tokenFile, "--device", "cd10", "-o", bundle, "shared-007"); err != nil {
+		t.Fatalf("cissan proof --device cd10: %v\n%s", err, out)
+	}
+	if out, err := tn.cli("verify", "proof", "--network", filepath.Join(dir, "network.json"), bundle); err != nil || !strings.Contains(out, "cd10") {
+		t.Fatalf("verify proof: %v\n%s", err, out)
 	}
 	for _, h := range tn.Hubs {
 		if r := h.Stats().Refused.Load(); r != 0 {
