@@ -290,7 +290,7 @@ func (n *Network) observe(ml *ledger.Ledger) {
 			l, func() float64 { return float64(s.Retransmits.Load()) })
 		m.CounterFunc("cissan_events_resubmitted_total", "Submissions a hub sent the master again after they waited too long for a block.",
 			l, func() float64 { return float64(s.Resubmitted.Load()) })
-		m.CounterFunc("cissan_events_refused_by_master_total", "Submissions of a hub that the master refused: another event uses their uid.",
+		m.CounterFunc("cissan_events_refused_by_master_total", "Submissions of a hub that the master refused for good (a bus reply the master can send; it refuses no event for its uid, since two contents under one device uid are both logged).",
 			l, func() float64 { return float64(s.Refused.Load()) })
 	}
 	m.GaugeMap("cissan_devices", "Devices in the registry, by status.", "status", func() (map[string]float64, error) {
