@@ -297,6 +297,7 @@ func (h *Hub) admit(cl *mqtt.Client, pk packets.Packet) (*commitReq, error) {
 // commitReq is one event waiting to be made durable.
 type commitReq struct {
 	id      string // event.ID
+	key     string // event.VersionKey, once the commit loop stores it
 	content chain.Hash
 	raw     []byte
 	done    func(error) // called once, from the commit loop
@@ -370,7 +371,8 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 			r.done(err)
 			continue
 		}
-		if err := batch.PutPool(event.VersionKey(r.id, r.content), 0, r.raw); err != nil {
+		r.key = event.VersionKey(r.id, r.content)
+		if err := batch.PutPool(r.key, 0, r.raw); err != nil {
 			r.done(refuse(codeUnspecified, "store event: %v", err))
 			continue
 		}
@@ -398,7 +400,7 @@ func (h *Hub) commitGroup(reqs []*commitReq) {
 	}
 	h.mu.Lock()
 	for _, r := range fresh {
-		it := &poolItem{id: r.id, key: event.VersionKey(r.id, r.content), raw: r.raw, content: r.content}
+		it := &poolItem{id: r.id, key: r.key, raw: r.raw, content: r.content}
 		h.pool[r.id] = it
 		h.sendq = append(h.sendq, it)
 	}
