@@ -7,11 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"cissan/internal/registry"
 )
@@ -62,6 +60,7 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 
 	fs := flag.NewFlagSet("device "+sub, flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "base URL of the registry API")
+	cacert := fs.String("cacert", "", cacertUsage)
 	tokenFile := fs.String("token-file", "./data/admin.token", "file holding the operator token (CISSAN_TOKEN overrides it)")
 	namespace := fs.String("namespace", "", "device namespace, org/group")
 	uid := fs.String("uid", "", "device uid")
@@ -80,7 +79,7 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 
 	var misplaced []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "api" || f.Name == "token-file" {
+		if f.Name == "api" || f.Name == "token-file" || f.Name == "cacert" {
 			return
 		}
 		for _, a := range allowed {
@@ -119,7 +118,11 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	c := &registry.Client{BaseURL: *api, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	hc, err := apiClient(*cacert)
+	if err != nil {
+		return err
+	}
+	c := &registry.Client{BaseURL: *api, Token: token, HTTP: hc}
 	var out any
 	switch sub {
 	case "add":

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"cissan/internal/chain"
@@ -50,15 +49,14 @@ func (h *Hub) startMQTT() error {
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: h.cfg.MQTTAddr})
-	if err := s.AddListener(l); err != nil {
-		return fmt.Errorf("hub %s: MQTT listener on %s: %w", h.cfg.ID, h.cfg.MQTTAddr, err)
+	if err := h.addListeners(s); err != nil { // listen.go: plain and TLS
+		return err
 	}
 	if err := s.Serve(); err != nil {
 		return fmt.Errorf("hub %s: serve MQTT: %w", h.cfg.ID, err)
 	}
 	h.mqtt = s
-	h.log.Info("MQTT listening", "addr", l.Address())
+	h.log.Info("MQTT listening", "addr", h.MQTTAddr(), "tls_addr", h.MQTTSAddr())
 	return nil
 }
 
