@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -134,11 +133,11 @@ func (k *hook) Provides(b byte) bool {
 
 func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	h := k.h
-	uid, token := string(pk.Connect.Username), string(pk.Connect.Password)
+	uid, authenticate := h.credentials(cl, string(pk.Connect.Username), string(pk.Connect.Password)) // tlsauth.go
 	h.devMu.Lock()
 	gen := h.gen[uid]
 	h.devMu.Unlock()
-	d, err := h.cfg.Registry.Authenticate(context.Background(), uid, token)
+	d, err := authenticate(context.Background())
 	if err != nil {
 		h.log.Info("device login refused", "device", uid, "remote", cl.Net.Remote, "err", err)
 		return false
@@ -159,7 +158,7 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	h.clients[cl] = d
-	if tc, ok := cl.Net.Conn.(*net.TCPConn); ok {
+	if tc, ok := tcpConn(cl.Net.Conn); ok {
 		// A device's PUBACKs are 4 bytes each: a fixed 128 KiB buffer
 		// holds tens of thousands, where the kernel would let a device
 		// that reads none grow it to megabytes before the hub notices

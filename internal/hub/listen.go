@@ -34,6 +34,9 @@ func (h *Hub) addListeners(s *mqtt.Server) error {
 		}
 	}
 	if tlsOn {
+		if err := s.AddHook(&certHook{h: h, s: s}, nil); err != nil {
+			return fmt.Errorf("hub %s: client certificate hook: %w", h.cfg.ID, err)
+		}
 		return add(tlsListener, h.cfg.MQTTSAddr, "--mqtts-addr", listeners.Config{TLSConfig: h.cfg.TLS})
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -168,4 +169,32 @@ func sign(tmpl, parent *x509.Certificate, key, signer *ecdsa.PrivateKey) ([]byte
 	}
 	c, err := x509.ParseCertificate(der)
 	return der, c, err
+}
+
+// DeviceNames returns the device uids a client certificate names: its
+// subject's common name, its DNS names, and the UID of each URI
+// urn:cissan:device:UID, without repeats.
+func DeviceNames(c *x509.Certificate) []string {
+	var out []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		for _, o := range out {
+			if o == s {
+				return
+			}
+		}
+		out = append(out, s)
+	}
+	add(c.Subject.CommonName)
+	for _, d := range c.DNSNames {
+		add(d)
+	}
+	for _, u := range c.URIs {
+		if u.Scheme == "urn" && strings.HasPrefix(u.Opaque, "cissan:device:") {
+			add(strings.TrimPrefix(u.Opaque, "cissan:device:"))
+		}
+	}
+	return out
 }
