@@ -179,7 +179,11 @@ func TestMosquittoOverTLS(t *testing.T) {
 	refused := func(what, device, uid, want string, args ...string) {
 		t.Helper()
 		out, err := tn.pub(bin, device, uid, args...)
-		if err == nil || !strings.Contains(out, want) || strings.Contains(out, "CONNACK (0)") {
+		said := false // want lists what mosquitto_pub may say, separated by |
+		for _, w := range strings.Split(want, "|") {
+			said = said || strings.Contains(out, w)
+		}
+		if err == nil || !said || strings.Contains(out, "CONNACK (0)") {
 			t.Fatalf("%s: mosquitto_pub %v, want a failure saying %q\n%s", what, err, want, out)
 		}
 		if _, code := tn.event(uid); code != http.StatusNotFound {
@@ -188,7 +192,7 @@ func TestMosquittoOverTLS(t *testing.T) {
 	}
 
 	ok("tls-tok", "tls-token-1", "--cafile", ca, "-u", "tls-tok", "-P", tok)
-	ok("tls-cert", "tls-cert-1", append([]string{"--cafile", ca}, cert("tls-cert")...)...)                      // no username, no password
+	ok("tls-cert", "tls-cert-1", append([]string{"--cafile", ca}, cert("tls-cert")...)...)                   // no username, no password
 	ok("tls-cert", "tls-cert-2", append([]string{"--cafile", ca, "-u", "tls-cert"}, cert("tls-cert")...)...) // username, no password
 	ok("tls-cert", "tls-cert-3", append([]string{"--cafile", ca, "-u", "tls-cert", "-P", certTok}, cert("tls-cert")...)...)
 	ok("tls-must", "tls-must-1", append([]string{"--cafile", ca}, cert("tls-must")...)...)
@@ -203,14 +207,16 @@ func TestMosquittoOverTLS(t *testing.T) {
 	refused("certificate with a wrong token", "tls-cert", "tls-bad-3", "CONNACK (134)",
 		append([]string{"--cafile", ca, "-u", "tls-cert", "-P", tok}, cert("tls-cert")...)...)
 
-	// Another CA: its device certificate ends the handshake, and the
+	// Another CA: its device certificate ends the handshake (TLS 1.3
+	// tells the client with its first read, hence the several messages),
+	// and the
 	// server's certificate fails the client's check against that CA.
 	other := t.TempDir()
 	if _, err := (tlsconf.SelfSigned{Hosts: []string{"127.0.0.1"}, Devices: []string{"tls-cert"}}).Write(other); err != nil {
 		t.Fatal(err)
 	}
 	oc, ok2 := tlsconf.DeviceFiles("tls-cert")
-	refused("certificate of another CA", "tls-cert", "tls-bad-4", "Protocol error",
+	refused("certificate of another CA", "tls-cert", "tls-bad-4", "unknown ca|Protocol error|connection was lost",
 		"--cafile", ca, "--cert", filepath.Join(other, oc), "--key", filepath.Join(other, ok2))
 	refused("server checked against another CA", "tls-tok", "tls-bad-5", "certificate verify failed",
 		"--cafile", filepath.Join(other, tlsconf.CAFile), "-u", "tls-tok", "-P", tok)
