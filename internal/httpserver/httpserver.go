@@ -12,7 +12,8 @@ import (
 )
 
 // Timeouts of every server. No WriteTimeout: the explorer's live feed is a
-// response that lasts as long as the page is open.
+// response that lasts as long as the page is open. ReadTimeout does not end
+// it: net/http lifts the read deadline once a request's body is read.
 const (
 	ReadHeaderTimeout = 10 * time.Second  // request line and headers
 	ReadTimeout       = 20 * time.Second  // headers and body; API bodies are a few KB
@@ -23,28 +24,18 @@ const (
 // New returns a server of h with the timeouts above; log receives the
 // server's own errors (TLS handshakes that fail, for instance) as warnings.
 func New(h http.Handler, log *slog.Logger) *http.Server {
+	return newServer(h, log, ReadHeaderTimeout, ReadTimeout)
+}
+
+func newServer(h http.Handler, log *slog.Logger, readHeader, read time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           bodiless(h),
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
+		Handler:           h,
+		ReadHeaderTimeout: readHeader,
+		ReadTimeout:       read,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          errorLog(log),
 	}
-}
-
-// bodiless lifts the read deadline of requests without a body once their
-// handler runs: net/http would otherwise end a long response (the live
-// feed) when the deadline passes, since it cancels a request whose
-// connection read fails. Requests with a body keep their deadline, so a
-// stalled body is cut off.
-func bodiless(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 func errorLog(log *slog.Logger) *stdlog.Logger {
