@@ -157,7 +157,8 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 	b.HandleBatches(n.Master.HandleBatch)
 	b.ServeBlocks(n.Master.FetchBlocks)
-	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", n.Master.HandleValidation) })
+	m := n.Master // not n.Master in the goroutine: a failed Start sets n to nil
+	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", m.HandleValidation) })
 
 	for i, id := range ids {
 		hl, err := openLedger(filepath.Join(cfg.DataDir, id), 0)

@@ -49,6 +49,13 @@ func mosquittoPub(t *testing.T) string {
 // MQTT) and whose API is HTTPS, with client certificates for devices.
 func startTLSNet(t *testing.T, hubs int, devices ...string) *tlsNet {
 	t.Helper()
+	return startTLSNetPlain(t, "127.0.0.1:0", hubs, devices...)
+}
+
+// startTLSNetPlain is startTLSNet with the plain MQTT listener at plain
+// ("" for none).
+func startTLSNetPlain(t *testing.T, plain string, hubs int, devices ...string) *tlsNet {
+	t.Helper()
 	certs := t.TempDir()
 	if _, err := (tlsconf.SelfSigned{Hosts: []string{"127.0.0.1", "localhost"}, Devices: devices}).Write(certs); err != nil {
 		t.Fatal(err)
@@ -63,7 +70,7 @@ func startTLSNet(t *testing.T, hubs int, devices ...string) *tlsNet {
 		t.Fatal(err)
 	}
 	n, err := local.Start(t.Context(), local.Config{
-		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", MQTTSAddr: "127.0.0.1:0", TLS: srv,
+		DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: plain, MQTTSAddr: "127.0.0.1:0", TLS: srv,
 		Hubs: hubs, BlockInterval: blockInterval, ResubmitAfter: 2 * time.Second, Limits: event.DefaultLimits(),
 		Analyzers: analyze.Config{Range: analyze.DefaultRangeRules()}, Log: log,
 	})
@@ -259,5 +266,33 @@ func TestHTTPSAPIWithCACert(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Fatal("plain HTTP served on the HTTPS address")
 		}
+	}
+}
+
+// TestPlainListenerOff: --mqtt-addr "" leaves each hub with its TLS
+// listener only; without TLS it is a clear error, not a hub nobody can
+// reach.
+func TestPlainListenerOff(t *testing.T) {
+	bin := mosquittoPub(t)
+	tn := startTLSNetPlain(t, "", 2, "tls-only")
+	if plain := tn.MQTTAddrs(); plain[0] != "" || plain[1] != "" {
+		t.Fatalf("plain listeners %q, want none", plain)
+	}
+	secure := tn.MQTTSAddrs()
+	if secure[0] == "" || secure[1] == "" || secure[0] == secure[1] {
+		t.Fatalf("TLS listeners %q, want one per hub", secure)
+	}
+	tn.register("tls-only", false)
+	c, k := tlsconf.DeviceFiles("tls-only")
+	out, err := tn.pub(bin, "tls-only", "tls-only-1", "--cafile", tn.file(tlsconf.CAFile), "--cert", tn.file(c), "--key", tn.file(k))
+	if err != nil || !strings.Contains(out, "RC:0") {
+		t.Fatalf("publish over TLS: %v\n%s", err, out)
+	}
+	tn.waitFinal("tls-only-1")
+
+	_, err = local.Start(t.Context(), local.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "", Hubs: 1,
+		BlockInterval: blockInterval, Limits: event.DefaultLimits()})
+	if err == nil || !strings.Contains(err.Error(), "no MQTT listener") {
+		t.Fatalf("a network without any MQTT listener: %v, want a refusal", err)
 	}
 }
