@@ -227,7 +227,7 @@ func serve(ctx context.Context, addr, flag string, srvTLS *tlsconf.Server, h htt
 		return nil, fmt.Errorf("listen on %s: %w (change %s)", addr, err, flag)
 	}
 	if srvTLS != nil {
-		ln = tls.NewListener(ln, srvTLS.Config("h2", "http/1.1"))
+		ln = tls.NewListener(ln, srvTLS.HTTPS())
 	}
 	srv := httpserver.New(h, log)
 	run(func() { _ = srv.Serve(ln) })

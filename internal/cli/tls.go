@@ -43,6 +43,9 @@ func addServeTLSFlags(fs *flag.FlagSet, mqtt bool) *serveTLS {
 // load reads the certificate (nil when TLS is off) and reloads it on every
 // SIGHUP until ctx ends.
 func (t *serveTLS) load(ctx context.Context, log *slog.Logger) (*tlsconf.Server, error) {
+	if t.mqtts == nil && t.files.ClientCA != "" {
+		return nil, usagef("--tls-client-ca is for the hubs' MQTT listeners; this role serves HTTPS only")
+	}
 	srv, err := t.files.Load(log)
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -155,7 +158,7 @@ func httpsListener(ln net.Listener, srvTLS *tlsconf.Server) net.Listener {
 	if srvTLS == nil {
 		return ln
 	}
-	return tls.NewListener(ln, srvTLS.Config("h2", "http/1.1"))
+	return tls.NewListener(ln, srvTLS.HTTPS())
 }
 
 // httpScheme is the scheme of an API served with srvTLS.

@@ -266,7 +266,7 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	n.http = httpserver.New(mux, n.cfg.Log)
 	n.APIURL = "http://" + ln.Addr().String()
 	if n.cfg.TLS != nil {
-		ln = tls.NewListener(ln, n.cfg.TLS.Config("h2", "http/1.1"))
+		ln = tls.NewListener(ln, n.cfg.TLS.HTTPS())
 		n.APIURL = "https://" + ln.Addr().String()
 	}
 	n.goRun(func() { _ = n.http.Serve(ln) })

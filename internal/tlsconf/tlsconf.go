@@ -134,18 +134,14 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-// MTLS reports whether client certificates are verified (--tls-client-ca).
-func (s *Server) MTLS() bool { return s.cas.Load() != nil }
-
 // Config returns a server configuration (TLS 1.2 at least) that presents
 // the current certificate at every handshake. With a client CA, a client
 // may present a certificate, and one that does not chain to the CA ends
 // the handshake; a client without one still connects (it logs in with a
-// token). nextProtos is the ALPN list, e.g. {"h2", "http/1.1"} for HTTPS.
-func (s *Server) Config(nextProtos ...string) *tls.Config {
+// token).
+func (s *Server) Config() *tls.Config {
 	base := &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: nextProtos,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cert.Load(), nil
 		},
@@ -182,6 +178,19 @@ func (s *Server) WatchSIGHUP(ctx context.Context, done func(error)) {
 			}
 		}
 	}()
+}
+
+// HTTPS returns the configuration of an HTTPS listener: HTTP/2 and
+// HTTP/1.1, and no client certificates (an API authenticates bearer
+// tokens; asking browsers for a certificate would only prompt them).
+func (s *Server) HTTPS() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cert.Load(), nil
+		},
+	}
 }
 
 // MQTT returns Config for an MQTT listener, or nil for a nil Server, so
