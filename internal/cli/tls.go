@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -167,4 +168,22 @@ func httpScheme(srvTLS *tlsconf.Server) string {
 		return "http"
 	}
 	return "https"
+}
+
+// clientTLS is the TLS configuration of an MQTT client: the CA of --cacert
+// (or CISSAN_CACERT), else the system's.
+func clientTLS(cacert string) (*tls.Config, error) {
+	flag := "--cacert"
+	if cacert == "" {
+		cacert, flag = os.Getenv(tlsconf.CAEnv), tlsconf.CAEnv
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cacert != "" {
+		pool, err := tlsconf.CAPool(flag, cacert)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
 }

@@ -296,3 +296,19 @@ func TestPlainListenerOff(t *testing.T) {
 		t.Fatalf("a network without any MQTT listener: %v, want a refusal", err)
 	}
 }
+
+// TestSimulateOverTLS: `cissan simulate --tls --cacert` registers devices
+// over HTTPS and publishes over MQTT over TLS.
+func TestSimulateOverTLS(t *testing.T) {
+	tn := startTLSNet(t, 1)
+	t.Setenv("CISSAN_TOKEN", tn.Token)
+	var out strings.Builder
+	err := cli.Run(t.Context(), []string{"simulate", "--api", tn.APIURL, "--cacert", tn.file(tlsconf.CAFile), "--tls",
+		"--mqtt", tn.MQTTSAddrs()[0], "--devices", "2", "--rate", "100", "--count", "6", "--prefix", "simtls"}, &out, &out)
+	if err != nil {
+		t.Fatalf("simulate over TLS: %v\n%s", err, out.String())
+	}
+	if got := tn.Hubs[0].Stats().Accepted.Load(); got != 6 {
+		t.Fatalf("hub accepted %d events over TLS, want 6\n%s", got, out.String())
+	}
+}
