@@ -129,8 +129,9 @@ func (s *Server) Reload() error {
 		s.log.Error("TLS certificate not reloaded; the previous one stays in use", "err", err)
 		return err
 	}
-	leaf := s.cert.Load().Leaf
-	s.log.Info("TLS certificate reloaded", "cert", s.files.Cert, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	if leaf := s.cert.Load().Leaf; leaf != nil {
+		s.log.Info("TLS certificate reloaded", "cert", s.files.Cert, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	}
 	return nil
 }
 
