@@ -49,7 +49,7 @@ var actions = map[string]bool{"deactivate": true, "reactivate": true, "revoke": 
 // NewHandler serves the registry's operator API under /v1/devices. Every
 // request must satisfy authorize (OperatorAuth builds one); others get 401.
 //
-//	POST /v1/devices                        {"namespace","device_uid"} -> 201 device + "token"
+//	POST /v1/devices                        {"namespace","device_uid"[,"require_cert"]} -> 201 device + "token"
 //	GET  /v1/devices?namespace=&status=&after=&limit=   -> {"devices":[...],"next":""}
 //	GET  /v1/devices/{uid}                  -> device
 //	POST /v1/devices/{uid}/deactivate       -> device
