@@ -17,10 +17,10 @@ const (
 // addListeners adds the plain listener (unless MQTTAddr is "") and the TLS
 // one (when TLS is configured); a hub needs at least one.
 func (h *Hub) addListeners(s *mqtt.Server) error {
-	add := func(id, addr string, flag string, c listeners.Config) error {
+	add := func(id, what, addr, flag string, c listeners.Config) error {
 		c.ID, c.Address = id, addr
 		if err := s.AddListener(listeners.NewTCP(c)); err != nil {
-			return fmt.Errorf("hub %s: %s listener on %s: %w (change %s)", h.cfg.ID, id, addr, err, flag)
+			return fmt.Errorf("hub %s: %s listener on %s: %w (change %s)", h.cfg.ID, what, addr, err, flag)
 		}
 		return nil
 	}
@@ -29,7 +29,7 @@ func (h *Hub) addListeners(s *mqtt.Server) error {
 		return errors.New("hub " + h.cfg.ID + ": no MQTT listener: --mqtt-addr is empty and there is no TLS listener (--mqtts-addr with --tls-cert, --tls-key)")
 	}
 	if h.cfg.MQTTAddr != "" {
-		if err := add(plainListener, h.cfg.MQTTAddr, "--mqtt-addr", listeners.Config{}); err != nil {
+		if err := add(plainListener, "MQTT", h.cfg.MQTTAddr, "--mqtt-addr", listeners.Config{}); err != nil {
 			return err
 		}
 	}
@@ -37,7 +37,7 @@ func (h *Hub) addListeners(s *mqtt.Server) error {
 		if err := s.AddHook(&certHook{h: h, s: s}, nil); err != nil {
 			return fmt.Errorf("hub %s: client certificate hook: %w", h.cfg.ID, err)
 		}
-		return add(tlsListener, h.cfg.MQTTSAddr, "--mqtts-addr", listeners.Config{TLSConfig: h.cfg.TLS})
+		return add(tlsListener, "MQTT over TLS", h.cfg.MQTTSAddr, "--mqtts-addr", listeners.Config{TLSConfig: h.cfg.TLS})
 	}
 	return nil
 }
