@@ -53,7 +53,9 @@ type Config struct {
 	RSSEvery time.Duration
 	// Remote, if set, runs the load against hubs that run elsewhere
 	// instead of a network the bench starts (see Remote).
-	Remote   *Remote
+	Remote *Remote
+	// TLS runs both runs over MQTT over TLS, with a throwaway CA (tls.go).
+	TLS      bool
 	Progress func(format string, args ...any)
 }
 
@@ -81,6 +83,7 @@ type Result struct {
 	EventsDuplicated     int     `json:"events_duplicated"`
 	Refused              int     `json:"events_refused"`
 	Hubs                 int     `json:"hubs"`
+	TLS                  bool    `json:"tls,omitempty"` // MQTT over TLS in both runs
 	Devices              int     `json:"devices"`
 	Window               int     `json:"window"`
 	DurationSeconds      float64 `json:"duration_seconds"`
@@ -291,10 +294,21 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	say := c.say
 	res := &Result{RatePerSec: c.Rate, Hubs: c.Hubs, Devices: c.Devices, Window: c.Window, DurationSeconds: c.Duration.Seconds(), BlockIntervalMillis: c.BlockInterval.Milliseconds()}
 
+	if c.TLS && c.Remote != nil {
+		return nil, errors.New("bench: TLS is for the network the bench starts, not a remote one")
+	}
 	var err error
+	var bt *benchTLS // nil without TLS
+	if c.TLS {
+		if bt, err = newBenchTLS(); err != nil {
+			return nil, err
+		}
+		defer bt.close()
+		res.TLS = true
+	}
 	if !c.NoBaseline {
 		say("broker only: %d devices, %d in flight each, for %v", c.Devices, c.Window, c.Duration)
-		if res.BrokerOnlyPerSec, err = brokerOnly(ctx, c); err != nil {
+		if res.BrokerOnlyPerSec, err = brokerOnly(ctx, c, bt); err != nil {
 			return nil, err
 		}
 		// The baseline's garbage goes back to the system before the
@@ -322,7 +336,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		defer os.RemoveAll(dir)
 	}
 	n, err := local.Start(ctx, local.Config{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: c.Hubs, BlockInterval: c.BlockInterval,
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: bt.plainAddr(), MQTTSAddr: "127.0.0.1:0", TLS: bt.server(), Hubs: c.Hubs, BlockInterval: c.BlockInterval,
 		Limits: event.DefaultLimits(), Analyzers: analyze.Config{Range: analyze.DefaultRangeRules()},
 		Log: slog.New(slog.DiscardHandler),
 	})
@@ -330,7 +344,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		return nil, err
 	}
 	defer n.Close()
-	devs, err := devices(ctx, n, c.Devices)
+	devs, err := devices(ctx, n, c.Devices, bt)
 	if err != nil {
 		return nil, err
 	}
@@ -484,8 +498,11 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 }
 
 // devices registers and connects count devices, spread over the hubs.
-func devices(ctx context.Context, n *local.Network, count int) ([]*sim.Device, error) {
+func devices(ctx context.Context, n *local.Network, count int, bt *benchTLS) ([]*sim.Device, error) {
 	addrs := n.MQTTAddrs()
+	if bt != nil {
+		addrs = n.MQTTSAddrs()
+	}
 	var out []*sim.Device
 	for i := range count {
 		uid := fmt.Sprintf("bench-%d", i)
@@ -493,7 +510,7 @@ func devices(ctx context.Context, n *local.Network, count int) ([]*sim.Device, e
 		if err != nil {
 			return out, err
 		}
-		d, err := sim.Dial(ctx, addrs[i%len(addrs)], uid, "bench/fleet", tok)
+		d, err := sim.DialTLS(ctx, addrs[i%len(addrs)], bt.clientConfig(), uid, "bench/fleet", tok)
 		if err != nil {
 			return out, err
 		}
@@ -505,7 +522,7 @@ func devices(ctx context.Context, n *local.Network, count int) ([]*sim.Device, e
 // brokerOnly runs the load against the same embedded broker, configured
 // as a hub configures it, with a hook that admits every device and
 // acknowledges every publish without logging it.
-func brokerOnly(ctx context.Context, c Config) (float64, error) {
+func brokerOnly(ctx context.Context, c Config, bt *benchTLS) (float64, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1
 	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
@@ -518,7 +535,7 @@ func brokerOnly(ctx context.Context, c Config) (float64, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: bt.serverConfig()})); err != nil {
 		return 0, err
 	}
 	if err := s.Serve(); err != nil {
@@ -533,7 +550,7 @@ func brokerOnly(ctx context.Context, c Config) (float64, error) {
 	}()
 	for i := range c.Devices {
 		uid := fmt.Sprintf("bench-%d", i)
-		d, err := sim.Dial(ctx, addr, uid, "bench/fleet", "x")
+		d, err := sim.DialTLS(ctx, addr, bt.clientConfig(), uid, "bench/fleet", "x")
 		if err != nil {
 			return 0, err
 		}

@@ -70,3 +70,23 @@ func TestRunRemote(t *testing.T) {
 		t.Fatalf("latencies out of order: %+v", r)
 	}
 }
+
+// TestRunOverTLS runs a short bench with --tls: both runs move events over
+// TLS, and every acknowledged event is in the chain once.
+func TestRunOverTLS(t *testing.T) {
+	r, err := Run(context.Background(), Config{
+		Devices: 4, Window: 8, Duration: 500 * time.Millisecond, Hubs: 2, BlockInterval: 100 * time.Millisecond, PayloadItems: 3, TLS: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.TLS || r.Events == 0 || r.BrokerOnlyPerSec <= 0 {
+		t.Fatalf("no load measured over TLS: %+v", r)
+	}
+	if r.EventsLost != 0 || r.EventsDuplicated != 0 || r.Refused != 0 {
+		t.Fatalf("lost %d, duplicated %d, refused %d", r.EventsLost, r.EventsDuplicated, r.Refused)
+	}
+	if _, err := Run(context.Background(), Config{Devices: 1, Window: 1, Duration: time.Second, Hubs: 1, TLS: true, Remote: &Remote{MQTTAddrs: []string{"x:1"}, APIURL: "http://x"}}); err == nil {
+		t.Fatal("TLS against a remote network was accepted")
+	}
+}

@@ -37,6 +37,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	apiURL := fs.String("api", "", "with --mqtt: the network's API (the master's, or cissan up's), to register devices and read the chain back")
 	registryURL := fs.String("registry", "", "with --mqtt: the registry's API, if not --api")
 	tokenFile := fs.String("token-file", "./data/admin.token", "with --mqtt: file holding the operator token (CISSAN_TOKEN overrides it)")
+	fs.BoolVar(&c.TLS, "tls", false, "both runs over MQTT over TLS, with a throwaway CA and certificate (to measure what TLS costs)")
 	asJSON := fs.Bool("json", false, "print one JSON object with every figure")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end to this file")

@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"reindex":   {"rebuild a node's SQLite index from its chain", runReindex},
 	"simulate":  {"register devices and publish sensor events over MQTT", runSimulate},
 	"bench":     {"measure the pipeline against the bare broker, in one run", runBench},
+	"tls":       {"write a test CA and certificates for MQTT over TLS and HTTPS (tls selfsigned)", runTLS},
 }
 
 // Run runs the subcommand named by args[0].

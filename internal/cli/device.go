@@ -7,11 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"cissan/internal/registry"
 )
@@ -19,7 +17,8 @@ import (
 const deviceUsage = `usage: cissan device <command> [flags]
 
 commands:
-  add         --namespace NS --uid UID   register a device; prints its token, shown only once
+  add         --namespace NS --uid UID [--require-cert]   register a device; prints its token, shown only once
+              (--require-cert: it must log in with a client certificate naming it)
   list        [--namespace NS] [--status active|inactive|revoked]
   show        --uid UID (or UID as an argument)
   deactivate  --uid UID   stop a device from connecting until reactivated
@@ -33,7 +32,7 @@ The operator token is read from CISSAN_TOKEN if set, else from --token-file.
 // deviceFlags says which optional flags each device command takes, so that a
 // flag given to the wrong command is refused rather than silently ignored.
 var deviceFlags = map[string][]string{
-	"add":        {"namespace", "uid"},
+	"add":        {"namespace", "uid", "require-cert"},
 	"list":       {"namespace", "status"},
 	"show":       {"uid"},
 	"deactivate": {"uid"},
@@ -62,9 +61,11 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 
 	fs := flag.NewFlagSet("device "+sub, flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "base URL of the registry API")
+	cacert := fs.String("cacert", "", cacertUsage)
 	tokenFile := fs.String("token-file", "./data/admin.token", "file holding the operator token (CISSAN_TOKEN overrides it)")
 	namespace := fs.String("namespace", "", "device namespace, org/group")
 	uid := fs.String("uid", "", "device uid")
+	requireCert := fs.Bool("require-cert", false, "add: the device must log in with a client certificate naming it (hubs with --tls-client-ca)")
 	status := fs.String("status", "", "list only devices with this status: active, inactive or revoked")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), deviceUsage+"\nflags:\n")
@@ -80,7 +81,7 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 
 	var misplaced []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "api" || f.Name == "token-file" {
+		if f.Name == "api" || f.Name == "token-file" || f.Name == "cacert" {
 			return
 		}
 		for _, a := range allowed {
@@ -119,11 +120,19 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	c := &registry.Client{BaseURL: *api, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	hc, err := apiClient(*cacert)
+	if err != nil {
+		return err
+	}
+	c := &registry.Client{BaseURL: *api, Token: token, HTTP: hc}
 	var out any
 	switch sub {
 	case "add":
-		d, tok, err := c.Add(ctx, *namespace, *uid)
+		add := c.Add
+		if *requireCert {
+			add = c.AddRequiringCert
+		}
+		d, tok, err := add(ctx, *namespace, *uid)
 		if err != nil {
 			return fmt.Errorf("device add: %w", err)
 		}

@@ -22,6 +22,7 @@ import (
 	"cissan/internal/ledger"
 	"cissan/internal/metrics"
 	"cissan/internal/registry"
+	"cissan/internal/tlsconf"
 )
 
 // runHub runs one hub alone: its MQTT broker for devices, its chain copy,
@@ -37,11 +38,13 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	registryURL := fs.String("registry-url", "http://127.0.0.1:8081", "device registry's HTTP API")
 	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry (CISSAN_REGISTRY_TOKEN overrides)")
 	credTTL := fs.Duration("credential-cache", registry.DefaultCacheTTL, "how long a device's last good login is honoured while the registry is unreachable (0: not at all)")
-	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices")
+	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices (\"\": none, with --mqtts-addr)")
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
+	tlsOpts := addServeTLSFlags(fs, true)
+	registryCA := fs.String("registry-cacert", "", "PEM CA certificate(s) of an https:// --registry-url signed by a private CA")
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -84,6 +87,14 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	srvTLS, err := tlsOpts.load(ctx, log)
+	if err != nil {
+		return err
+	}
+	regHTTP, err := tlsconf.HTTPClientCA("--registry-cacert", *registryCA, 10*time.Second)
+	if err != nil {
+		return usagef("hub: %v", err)
+	}
 	tok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
 	if err != nil {
 		return err
@@ -100,10 +111,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("--amqp-url: %w", err)
 	}
 	defer b.Close()
-	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
+	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: regHTTP}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
-	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id)})
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS.MQTT(), Log: log, Metrics: mets.Hub(*id)})
 	if err != nil {
 		return err
 	}
@@ -139,9 +150,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mux.Handle("GET /metrics", mets.Handler())
 		// This hub's operator token reads everything; read tokens are
 		// checked with the registry, whose answers are kept 30 s.
-		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: regHTTP}, token, 30*time.Second)
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
-		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
+		stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
 				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
 			}})
@@ -150,8 +161,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		}
 		defer stop()
 	}
-	log.Info("hub up", "hub", *id, "mqtt", h.MQTTAddr(), "network_id", netw.ID.String(), "data_dir", *dataDir)
-	fmt.Fprintf(env.Stdout, "cissan hub %s is up: MQTT %s, network %s\n", *id, h.MQTTAddr(), netw.ID)
+	log.Info("hub up", "hub", *id, "mqtt", h.MQTTAddr(), "mqtts", h.MQTTSAddr(), "network_id", netw.ID.String(), "data_dir", *dataDir)
+	fmt.Fprintf(env.Stdout, "cissan hub %s is up: MQTT %s, network %s\n", *id, describeMQTT([]string{h.MQTTAddr()}, []string{h.MQTTSAddr()}), netw.ID)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil

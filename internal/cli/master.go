@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -22,11 +24,13 @@ import (
 	"cissan/internal/config"
 	"cissan/internal/event"
 	"cissan/internal/explorer"
+	"cissan/internal/httpserver"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
 	"cissan/internal/metrics"
 	"cissan/internal/registry"
+	"cissan/internal/tlsconf"
 )
 
 // hubFlags collects repeated --hub id=PUBLIC_KEY_HEX.
@@ -71,6 +75,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	registryURL := fs.String("registry-url", "", "device registry's HTTP API; when set, auditors' read tokens work on this node's API and pages too")
 	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry, with --registry-url (CISSAN_REGISTRY_TOKEN overrides)")
 	anchorOpts := addAnchorFlags(fs)
+	tlsOpts := addServeTLSFlags(fs, false)
+	registryCA := fs.String("registry-cacert", "", "PEM CA certificate(s) of an https:// --registry-url signed by a private CA")
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -94,6 +100,14 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	log, err := newLogger(env, *logLevel)
 	if err != nil {
 		return err
+	}
+	srvTLS, err := tlsOpts.load(ctx, log)
+	if err != nil {
+		return err
+	}
+	regHTTP, err := tlsconf.HTTPClientCA("--registry-cacert", *registryCA, 10*time.Second)
+	if err != nil {
+		return usagef("master: %v", err)
 	}
 	initial, err := initialAnalyzers(*analyzersFile, nil)
 	if err != nil {
@@ -160,7 +174,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: regTok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: regTok, HTTP: regHTTP}, token, 30*time.Second)
 	}
 	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
@@ -177,7 +191,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
-	stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
+	stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
 		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
 	if err != nil {
 		return err
@@ -185,7 +199,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	run(func() { _ = m.Run(ctx) })
 	log.Info("master up", "network_id", netw.ID.String(), "api", *httpAddr, "hubs", len(hubs), "data_dir", *dataDir)
-	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API http://%s (network.json for hubs and verifiers: GET /v1/network), anchoring %s\n", netw.ID, *httpAddr, describeAnchor(anc))
+	fmt.Fprintf(env.Stdout, "cissan master is up: network %s, API %s://%s (network.json for hubs and verifiers: GET /v1/network), anchoring %s\n", netw.ID, httpScheme(srvTLS), *httpAddr, describeAnchor(anc))
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
@@ -193,24 +207,29 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 
 // serveWithExplorer mounts the explorer's pages beside the API already on
 // mux, and serves both on addr (the --http-addr flag).
-func serveWithExplorer(ctx context.Context, addr string, mux *http.ServeMux, run func(func()), c explorer.Config) (stop func(), err error) {
+func serveWithExplorer(ctx context.Context, addr string, srvTLS *tlsconf.Server, mux *http.ServeMux, run func(func()), c explorer.Config) (stop func(), err error) {
+	c.Secure = srvTLS != nil
 	ex, err := explorer.New(c)
 	if err != nil {
 		return nil, err
 	}
 	ex.Mount(mux)
 	run(func() { ex.Run(ctx) })
-	return serve(ctx, addr, "--http-addr", mux, run)
+	return serve(ctx, addr, "--http-addr", srvTLS, mux, run, c.Log)
 }
 
 // serve listens on addr (naming flag in the error when it cannot) and
-// serves h until ctx ends; stop shuts the server down.
-func serve(ctx context.Context, addr, flag string, h http.Handler, run func(func())) (stop func(), err error) {
+// serves h until ctx ends, over HTTPS when srvTLS is set; stop shuts the
+// server down.
+func serve(ctx context.Context, addr, flag string, srvTLS *tlsconf.Server, h http.Handler, run func(func()), log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (change %s)", addr, err, flag)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if srvTLS != nil {
+		ln = tls.NewListener(ln, srvTLS.HTTPS())
+	}
+	srv := httpserver.New(h, log)
 	run(func() { _ = srv.Serve(ln) })
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

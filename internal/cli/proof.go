@@ -115,7 +115,11 @@ func apiGet(ctx context.Context, base, path, token string) ([]byte, error) {
 // answer, or an error carrying the server's message.
 func doAPI(req *http.Request, token string) ([]byte, error) {
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	hc, err := apiClient("") // CISSAN_CACERT for an https:// API of a private CA
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"cissan/internal/bus"
 	"cissan/internal/config"
+	"cissan/internal/httpserver"
 	"cissan/internal/registry"
 )
 
@@ -48,6 +49,7 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp://user:pass@host:5672/vhost or amqps://...; when set, device changes are published to the hubs")
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue name (one per network sharing a broker)")
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
+	tlsOpts := addServeTLSFlags(fs, false)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), registryUsage)
@@ -63,6 +65,10 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 	tlsCfg, err := amqpTLS.Config()
 	if err != nil {
 		return usagef("registry: %v", err)
+	}
+	srvTLS, err := tlsOpts.load(ctx, log)
+	if err != nil {
+		return err
 	}
 
 	// Listen first: a port in use leaves no data dir behind.
@@ -118,15 +124,11 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 	mux.Handle("/v1/tokens", tokens)
 	mux.Handle("/v1/tokens/", tokens)
 	mux.Handle("/", registry.NewHandler(reg, registry.OperatorAuth(token)))
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpserver.New(mux, log)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(httpsListener(ln, srvTLS)) }()
 	abs, _ := filepath.Abs(tokenFile)
-	fmt.Fprintf(env.Stdout, "cissan registry is up\n  API    http://%s\n  token  %s\n", ln.Addr(), abs)
+	fmt.Fprintf(env.Stdout, "cissan registry is up\n  API    %s://%s\n  token  %s\n", httpScheme(srvTLS), ln.Addr(), abs)
 	log.Info("registry up", "http_addr", ln.Addr().String(), "amqp", *amqpURL != "")
 
 	select {

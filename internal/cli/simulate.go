@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,8 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	rate := fs.Float64("rate", 10, "events per second, all devices together")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted or --count)")
 	count := fs.Int("count", 0, "stop after this many events (0: no limit)")
+	useTLS := fs.Bool("tls", false, "connect to the --mqtt addresses over TLS (the hubs' --mqtts-addr)")
+	cacert := fs.String("cacert", "", cacertUsage+"; with --tls, also of the hubs' MQTT")
 	if _, err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -39,7 +42,17 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	addrs := strings.Split(*mqttAddrs, ",")
-	reg := &registry.Client{BaseURL: *api, Token: tok}
+	hc, err := apiClient(*cacert)
+	if err != nil {
+		return err
+	}
+	reg := &registry.Client{BaseURL: *api, Token: tok, HTTP: hc}
+	var mqttTLS *tls.Config
+	if *useTLS {
+		if mqttTLS, err = clientTLS(*cacert); err != nil {
+			return err
+		}
+	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
@@ -62,7 +75,7 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("register %s: %w", uid, err)
 		}
-		d, err := sim.Dial(ctx, strings.TrimSpace(addrs[(i-1)%len(addrs)]), uid, *namespace, token)
+		d, err := sim.DialTLS(ctx, strings.TrimSpace(addrs[(i-1)%len(addrs)]), mqttTLS, uid, *namespace, token)
 		if err != nil {
 			return err
 		}

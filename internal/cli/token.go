@@ -5,10 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"cissan/internal/registry"
 )
@@ -43,6 +41,7 @@ func runToken(ctx context.Context, env Env, args []string) error {
 	}
 	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "base URL of the registry API")
+	cacert := fs.String("cacert", "", cacertUsage)
 	tokenFile := fs.String("token-file", "./data/admin.token", "file holding the operator token (CISSAN_TOKEN overrides it)")
 	namespaces := fs.String("namespace", "", "create: the namespaces the token reads, org/group, comma-separated")
 	label := fs.String("label", "", "create: who or what the token is for, e.g. auditor")
@@ -81,7 +80,11 @@ func runToken(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := &registry.Client{BaseURL: *api, Token: op, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	hc, err := apiClient(*cacert)
+	if err != nil {
+		return err
+	}
+	c := &registry.Client{BaseURL: *api, Token: op, HTTP: hc}
 	var out any
 	switch sub {
 	case "create":

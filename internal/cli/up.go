@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"cissan/internal/analyze"
@@ -40,7 +39,8 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "./data", "directory for every store, keys, network.json and admin.token")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address")
-	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "first hub's MQTT address; further hubs take the next ports")
+	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "first hub's MQTT address; further hubs take the next ports (\"\": no plain listener)")
+	tlsOpts := addServeTLSFlags(fs, true)
 	hubs := fs.Int("hubs", 2, "number of hub nodes")
 	interval := fs.Duration("block-interval", time.Second, "time between blocks")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
@@ -75,8 +75,12 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload
+	srvTLS, err := tlsOpts.load(ctx, log)
+	if err != nil {
+		return err
+	}
 	n, err := local.Start(ctx, local.Config{
-		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, Hubs: *hubs,
+		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS, Hubs: *hubs,
 		BlockInterval: *interval, Limits: lim, Analyzers: initial, Anchor: anc, Log: log,
 	})
 	if err != nil {
@@ -84,7 +88,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	}
 	abs, _ := filepath.Abs(*dataDir)
 	fmt.Fprintf(env.Stdout, "cissan is up: network %s\n  API        %s\n  MQTT hubs  %s\n  token      %s\n  network    %s\n  anchoring  %s\nPress Ctrl-C to stop.\n",
-		n.Net.ID, n.APIURL, strings.Join(n.MQTTAddrs(), ", "),
+		n.Net.ID, n.APIURL, describeMQTT(n.MQTTAddrs(), n.MQTTSAddrs()),
 		filepath.Join(abs, "admin.token"), filepath.Join(abs, "network.json"), describeAnchor(n.Anchor))
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -7,6 +7,7 @@ package hub
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,7 +47,10 @@ type Config struct {
 	Ledger   *ledger.Ledger
 	Registry Registry
 	Bus      Bus
-	MQTTAddr string
+	MQTTAddr string // plain MQTT; "" for none
+	// MQTTSAddr is the MQTT over TLS listener, served when TLS is set.
+	MQTTSAddr string
+	TLS       *tls.Config // nil: no TLS listener (see internal/tlsconf)
 	// ResubmitAfter is how long a submission may wait for a block before
 	// the hub sends it again. Default 10s.
 	ResubmitAfter time.Duration

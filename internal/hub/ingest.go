@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"cissan/internal/chain"
@@ -51,15 +49,14 @@ func (h *Hub) startMQTT() error {
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: h.cfg.MQTTAddr})
-	if err := s.AddListener(l); err != nil {
-		return fmt.Errorf("hub %s: MQTT listener on %s: %w", h.cfg.ID, h.cfg.MQTTAddr, err)
+	if err := h.addListeners(s); err != nil { // listen.go: plain and TLS
+		return err
 	}
 	if err := s.Serve(); err != nil {
 		return fmt.Errorf("hub %s: serve MQTT: %w", h.cfg.ID, err)
 	}
 	h.mqtt = s
-	h.log.Info("MQTT listening", "addr", l.Address())
+	h.log.Info("MQTT listening", "addr", h.MQTTAddr(), "tls_addr", h.MQTTSAddr())
 	return nil
 }
 
@@ -137,11 +134,11 @@ func (k *hook) Provides(b byte) bool {
 
 func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	h := k.h
-	uid, token := string(pk.Connect.Username), string(pk.Connect.Password)
+	uid, authenticate := h.credentials(cl, string(pk.Connect.Username), string(pk.Connect.Password)) // tlsauth.go
 	h.devMu.Lock()
 	gen := h.gen[uid]
 	h.devMu.Unlock()
-	d, err := h.cfg.Registry.Authenticate(context.Background(), uid, token)
+	d, err := authenticate(context.Background())
 	if err != nil {
 		h.log.Info("device login refused", "device", uid, "remote", cl.Net.Remote, "err", err)
 		return false
@@ -162,7 +159,7 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	h.clients[cl] = d
-	if tc, ok := cl.Net.Conn.(*net.TCPConn); ok {
+	if tc, ok := tcpConn(cl.Net.Conn); ok {
 		// A device's PUBACKs are 4 bytes each: a fixed 128 KiB buffer
 		// holds tens of thousands, where the kernel would let a device
 		// that reads none grow it to megabytes before the hub notices

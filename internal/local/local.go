@@ -16,6 +16,7 @@ package local
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,19 +35,27 @@ import (
 	"cissan/internal/chain"
 	"cissan/internal/event"
 	"cissan/internal/explorer"
+	"cissan/internal/httpserver"
 	"cissan/internal/hub"
 	"cissan/internal/identity"
 	"cissan/internal/ledger"
 	"cissan/internal/master"
 	"cissan/internal/metrics"
 	"cissan/internal/registry"
+	"cissan/internal/tlsconf"
 )
 
 // Config configures a one-process network.
 type Config struct {
-	DataDir       string
-	HTTPAddr      string // API; "127.0.0.1:0" picks a free port
-	MQTTAddr      string // first hub; further hubs take the next ports (all pick free ports if the port is 0)
+	DataDir  string
+	HTTPAddr string // API; "127.0.0.1:0" picks a free port
+	MQTTAddr string // first hub; further hubs take the next ports (all pick free ports if the port is 0); "" for none
+	// MQTTSAddr is the first hub's MQTT over TLS address, numbered like
+	// MQTTAddr; used only with TLS.
+	MQTTSAddr string
+	// TLS, when set, serves MQTT over TLS on MQTTSAddr and the API over
+	// HTTPS; SIGHUP reloads its files (see internal/tlsconf).
+	TLS           *tlsconf.Server
 	Hubs          int
 	BlockInterval time.Duration
 	ResubmitAfter time.Duration
@@ -148,7 +157,8 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	}
 	b.HandleBatches(n.Master.HandleBatch)
 	b.ServeBlocks(n.Master.FetchBlocks)
-	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", n.Master.HandleValidation) })
+	m := n.Master // not n.Master in the goroutine: a failed Start sets n to nil
+	n.goRun(func() { _ = b.ConsumeValidations(ctx, "master", m.HandleValidation) })
 
 	for i, id := range ids {
 		hl, err := openLedger(filepath.Join(cfg.DataDir, id), 0)
@@ -157,14 +167,14 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		}
 		h, err := hub.New(hub.Config{
 			ID: id, Key: keys[i], Ledger: hl, Registry: n.Registry, Bus: b,
-			MQTTAddr: hubAddr(cfg.MQTTAddr, i), ResubmitAfter: cfg.ResubmitAfter, Log: cfg.Log,
+			MQTTAddr: hubAddr(cfg.MQTTAddr, i), MQTTSAddr: hubAddr(cfg.MQTTSAddr, i), TLS: cfg.mqttTLS(), ResubmitAfter: cfg.ResubmitAfter, Log: cfg.Log,
 			Metrics: n.Metrics.Hub(id),
 		})
 		if err != nil {
 			return nil, err
 		}
 		if err := h.Start(ctx); err != nil {
-			return nil, fmt.Errorf("%w (change --mqtt-addr)", err)
+			return nil, err
 		}
 		n.Hubs = append(n.Hubs, h)
 		cancelSub := n.Registry.Subscribe(func(c registry.Change) { h.DeviceChanged(c.UID) })
@@ -245,7 +255,7 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	mux.Handle("/v1/tokens/", tokens)
 	ex, err := explorer.New(explorer.Config{
 		Ledger: ml, Access: ac.Access, Status: n.status, Metrics: n.Metrics, Anchor: ac.Anchor,
-		Registry: n.Registry, Pending: n.pending, Log: n.cfg.Log,
+		Registry: n.Registry, Pending: n.pending, Log: n.cfg.Log, Secure: n.cfg.TLS != nil,
 	})
 	if err != nil {
 		ln.Close()
@@ -253,8 +263,12 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	}
 	ex.Mount(mux)
 	n.goRun(func() { ex.Run(ctx) })
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.http = httpserver.New(mux, n.cfg.Log)
 	n.APIURL = "http://" + ln.Addr().String()
+	if n.cfg.TLS != nil {
+		ln = tls.NewListener(ln, n.cfg.TLS.HTTPS())
+		n.APIURL = "https://" + ln.Addr().String()
+	}
 	n.goRun(func() { _ = n.http.Serve(ln) })
 	return nil
 }
@@ -322,7 +336,7 @@ func (n *Network) status(ctx context.Context) map[string]any {
 	for _, h := range n.Hubs {
 		s := h.Stats()
 		nodes = append(nodes, map[string]any{
-			"id": h.ID(), "role": "hub", "height": h.Ledger().Height(), "pool": h.PoolSize(), "mqtt": h.MQTTAddr(),
+			"id": h.ID(), "role": "hub", "height": h.Ledger().Height(), "pool": h.PoolSize(), "mqtt": h.MQTTAddr(), "mqtts": h.MQTTSAddr(),
 			"accepted": s.Accepted.Load(), "retransmits": s.Retransmits.Load(), "rejected": s.Rejected.Load(),
 			"resubmitted": s.Resubmitted.Load(), "refused_by_master": s.Refused.Load(),
 			"blocks_validated": s.Validated.Load(), "blocks_rejected": s.BadBlocks.Load(),
@@ -345,6 +359,22 @@ func (n *Network) MQTTAddrs() []string {
 		out[i] = h.MQTTAddr()
 	}
 	return out
+}
+
+// MQTTSAddrs returns each hub's MQTT over TLS address ("" without TLS).
+func (n *Network) MQTTSAddrs() []string {
+	out := make([]string, len(n.Hubs))
+	for i, h := range n.Hubs {
+		out[i] = h.MQTTSAddr()
+	}
+	return out
+}
+
+func (c Config) mqttTLS() *tls.Config {
+	if c.TLS == nil {
+		return nil
+	}
+	return c.TLS.Config()
 }
 
 // Close stops everything and closes every store.

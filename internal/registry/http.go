@@ -19,6 +19,9 @@ const maxBody = 64 << 10
 type AddRequest struct {
 	Namespace string `json:"namespace"`
 	UID       string `json:"device_uid"`
+	// RequireCert registers a device that must log in with a client
+	// certificate (see Device.RequireCert).
+	RequireCert bool `json:"require_cert,omitempty"`
 }
 
 // DeviceToken is a device with the token just issued for it: the answer to
@@ -46,7 +49,7 @@ var actions = map[string]bool{"deactivate": true, "reactivate": true, "revoke": 
 // NewHandler serves the registry's operator API under /v1/devices. Every
 // request must satisfy authorize (OperatorAuth builds one); others get 401.
 //
-//	POST /v1/devices                        {"namespace","device_uid"} -> 201 device + "token"
+//	POST /v1/devices                        {"namespace","device_uid"[,"require_cert"]} -> 201 device + "token"
 //	GET  /v1/devices?namespace=&status=&after=&limit=   -> {"devices":[...],"next":""}
 //	GET  /v1/devices/{uid}                  -> device
 //	POST /v1/devices/{uid}/deactivate       -> device
@@ -103,7 +106,7 @@ func (h *handler) add(w http.ResponseWriter, req *http.Request) {
 	if !decodeBody(w, req, &body) {
 		return
 	}
-	d, tok, err := h.reg.Add(req.Context(), body.Namespace, body.UID)
+	d, tok, err := h.reg.add(req.Context(), body.Namespace, body.UID, body.RequireCert)
 	if err != nil {
 		writeErr(w, req, err)
 		return

@@ -50,6 +50,9 @@ type Device struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	TokenRotatedAt time.Time `json:"token_rotated_at"`
+	// RequireCert: the device must log in with a client certificate that
+	// names it (hubs with --tls-client-ca); its token alone is refused.
+	RequireCert bool `json:"require_cert,omitempty"`
 }
 
 // Change tells subscribers (hubs) a device's credentials or status changed:
@@ -155,6 +158,10 @@ func Open(path string) (*Registry, error) {
 		db.Close()
 		return nil, fmt.Errorf("open registry: create schema: %w", err)
 	}
+	if err := addRequireCertColumn(db); err != nil { // cert.go
+		db.Close()
+		return nil, fmt.Errorf("open registry: %w", err)
+	}
 	return &Registry{db: db, now: time.Now, subs: map[int]func(Change){}}, nil
 }
 
@@ -176,6 +183,10 @@ func invalid(err error) error {
 // Add registers an active device and returns it with its token. The token is
 // not kept and cannot be retrieved later; a lost token is replaced by Rotate.
 func (r *Registry) Add(ctx context.Context, namespace, uid string) (Device, string, error) {
+	return r.add(ctx, namespace, uid, false)
+}
+
+func (r *Registry) add(ctx context.Context, namespace, uid string, requireCert bool) (Device, string, error) {
 	if err := event.CheckNamespace(namespace, maxNSPart); err != nil {
 		return Device{}, "", invalid(err)
 	}
@@ -190,9 +201,9 @@ func (r *Registry) Add(ctx context.Context, namespace, uid string) (Device, stri
 	now := r.now().UTC().Truncate(time.Microsecond)
 
 	res, err := r.db.ExecContext(ctx,
-		`INSERT INTO devices (uid, namespace, status, token_sha256, created_us, updated_us, token_rotated_us)
-		 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING`,
-		uid, namespace, string(StatusActive), sum[:], now.UnixMicro(), now.UnixMicro(), now.UnixMicro())
+		`INSERT INTO devices (uid, namespace, status, token_sha256, created_us, updated_us, token_rotated_us, require_cert)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING`,
+		uid, namespace, string(StatusActive), sum[:], now.UnixMicro(), now.UnixMicro(), now.UnixMicro(), requireCert)
 	if err != nil {
 		return Device{}, "", fmt.Errorf("add device %q: %w", uid, err)
 	}
@@ -203,19 +214,19 @@ func (r *Registry) Add(ctx context.Context, namespace, uid string) (Device, stri
 	}
 	return Device{
 		UID: uid, Namespace: namespace, Status: StatusActive,
-		CreatedAt: now, UpdatedAt: now, TokenRotatedAt: now,
+		CreatedAt: now, UpdatedAt: now, TokenRotatedAt: now, RequireCert: requireCert,
 	}, token, nil
 }
 
-const deviceCols = `uid, namespace, status, created_us, updated_us, token_rotated_us`
+const deviceCols = `uid, namespace, status, created_us, updated_us, token_rotated_us, require_cert`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanDevice(s scanner, extra ...any) (Device, error) {
 	var d Device
 	var status string
-	var created, updated, rotated int64
-	dest := append([]any{&d.UID, &d.Namespace, &status, &created, &updated, &rotated}, extra...)
+	var created, updated, rotated, requireCert int64
+	dest := append([]any{&d.UID, &d.Namespace, &status, &created, &updated, &rotated, &requireCert}, extra...)
 	if err := s.Scan(dest...); err != nil {
 		return Device{}, err
 	}
@@ -223,6 +234,7 @@ func scanDevice(s scanner, extra ...any) (Device, error) {
 	d.CreatedAt = time.UnixMicro(created).UTC()
 	d.UpdatedAt = time.UnixMicro(updated).UTC()
 	d.TokenRotatedAt = time.UnixMicro(rotated).UTC()
+	d.RequireCert = requireCert != 0
 	return d, nil
 }
 

@@ -6,6 +6,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -31,8 +32,12 @@ type Device struct {
 
 // Dial logs a device in to the hub at addr with its token.
 func Dial(ctx context.Context, addr, uid, namespace, token string) (*Device, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	return DialTLS(ctx, addr, nil, uid, namespace, token)
+}
+
+// DialTLS is Dial over TLS with tc (tls.go); a nil tc dials plain MQTT.
+func DialTLS(ctx context.Context, addr string, tc *tls.Config, uid, namespace, token string) (*Device, error) {
+	conn, err := dial(ctx, addr, tc)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
