@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cissan/internal/access"
 	"cissan/internal/api"
@@ -134,12 +135,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Explorer) routes() {
-	static, _ := fs.Sub(staticFS, "static")
-	files := http.FileServerFS(static)
-	e.mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		files.ServeHTTP(w, r)
-	})))
+	e.mux.HandleFunc("GET /static/", e.static)
 	e.mux.HandleFunc("GET /{$}", e.dashboard)
 	e.mux.HandleFunc("GET /live", e.liveStream)
 	e.mux.HandleFunc("GET /blocks", e.blocks)
@@ -155,6 +151,24 @@ func (e *Explorer) routes() {
 	e.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})
+}
+
+// static serves the embedded scripts, styles and images. Only a clean
+// name of a file in the static directory is served; anything else, such as
+// an invalid escape (%ff), overlong UTF-8 dots or a directory, is a 404.
+func (e *Explorer) static(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutPrefix(r.URL.Path, "/static/")
+	if !ok || !utf8.ValidString(name) || !fs.ValidPath(name) || strings.Contains(name, "\\") {
+		e.fail(w, r, http.StatusNotFound, "No such page", "There is no such file.")
+		return
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	if fi, err := fs.Stat(static, name); err != nil || !fi.Mode().IsRegular() {
+		e.fail(w, r, http.StatusNotFound, "No such page", "There is no such file.")
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	http.ServeFileFS(w, r, static, name)
 }
 
 // page is what every template gets.
