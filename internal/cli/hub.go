@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -35,7 +36,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (required)")
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue of this network")
 	registryURL := fs.String("registry-url", "http://127.0.0.1:8081", "device registry's HTTP API")
-	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry (CISSAN_REGISTRY_TOKEN overrides)")
+	registryToken := fs.String("registry-token-file", "", "not taken: a hub signs its requests to the registry with hub.key, and the operator token stays with operators")
 	credTTL := fs.Duration("credential-cache", registry.DefaultCacheTTL, "how long a device's last good login is honoured while the registry is unreachable (0: not at all)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices")
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
@@ -48,6 +49,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	tlsCfg, err := amqpTLS.Config()
 	if err != nil {
 		return usagef("hub: %v", err)
+	}
+	if *registryToken != "" {
+		return usagef("hub: --registry-token-file is not taken: a hub signs its requests to the registry with its own key (hub.key), which network.json lists; keep the registry's operator token off hub machines")
 	}
 	switch *id {
 	case "":
@@ -84,10 +88,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
-	if err != nil {
-		return err
+	if os.Getenv("CISSAN_REGISTRY_TOKEN") != "" {
+		log.Warn("CISSAN_REGISTRY_TOKEN is set but not used: the hub signs its registry requests with hub.key; keep the operator token off hub machines")
 	}
+	signer := &registry.NodeSigner{Network: netw.ID.String(), ID: *id, Key: key}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload
 	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: lim, Log: log})
@@ -100,7 +104,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("--amqp-url: %w", err)
 	}
 	defer b.Close()
-	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
+	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Node: signer}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
 	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id)})
@@ -139,7 +143,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mux.Handle("GET /metrics", mets.Handler())
 		// This hub's operator token reads everything; read tokens are
 		// checked with the registry, whose answers are kept 30 s.
-		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
 		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {

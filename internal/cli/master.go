@@ -69,7 +69,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	var hubs hubFlags
 	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
 	registryURL := fs.String("registry-url", "", "device registry's HTTP API; when set, auditors' read tokens work on this node's API and pages too")
-	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry, with --registry-url (CISSAN_REGISTRY_TOKEN overrides)")
+	registryToken := fs.String("registry-token-file", "", "not taken: the master signs its requests to the registry with master.key")
 	anchorOpts := addAnchorFlags(fs)
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
@@ -84,6 +84,9 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	}
 	if *amqpURL == "" {
 		return usagef("master: --amqp-url is required")
+	}
+	if *registryToken != "" {
+		return usagef("master: --registry-token-file is not taken: the master signs its requests to the registry with its own key (master.key); keep the registry's operator token with its operators")
 	}
 	if len(hubs) == 0 {
 		return usagef("master: at least one --hub id=PUBLIC_KEY_HEX is required")
@@ -156,11 +159,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	// are checked there, its answers kept 30 s.
 	resolve := registry.OperatorResolver(token)
 	if *registryURL != "" {
-		regTok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
-		if err != nil {
-			return err
-		}
-		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: regTok, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		signer := &registry.NodeSigner{Network: netw.ID.String(), ID: bus.MasterNode, Key: key}
+		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
 	}
 	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
