@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/api"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
@@ -143,9 +144,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mux.Handle("GET /metrics", mets.Handler())
 		// This hub's operator token reads everything; read tokens are
 		// checked with the registry, whose answers are kept 30 s.
-		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
+		sessions := access.NewSessions(0, 0, nil) // explorer sign-ins, honoured by the API too
+		resolve := sessions.Resolver(registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second))
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
-		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
+		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Sessions: sessions, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
 				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
 			}})

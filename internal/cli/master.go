@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/analyze"
 	"cissan/internal/anchor"
 	"cissan/internal/api"
@@ -162,6 +163,8 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		signer := &registry.NodeSigner{Network: netw.ID.String(), ID: bus.MasterNode, Key: key}
 		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: &http.Client{Timeout: 5 * time.Second}}, token, 30*time.Second)
 	}
+	sessions := access.NewSessions(0, 0, nil) // explorer sign-ins, honoured by the API too
+	resolve = sessions.Resolver(resolve)
 	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
 		Access: resolve, Master: m, Log: log,
@@ -177,7 +180,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
-	stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
+	stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Sessions: sessions, Status: apiCfg.Status,
 		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
 	if err != nil {
 		return err

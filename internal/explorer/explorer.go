@@ -71,6 +71,10 @@ type Config struct {
 	Pending func(uid string) bool
 	// SampleEvery is the dashboard's refresh period (default 1 s).
 	SampleEvery time.Duration
+	// Sessions keeps sign-ins on the server. Give the API the same
+	// Sessions' Resolver, so that a signed-in browser reads through it
+	// too (proof downloads); nil: the explorer keeps its own.
+	Sessions *access.Sessions
 	// Secure marks the login cookie Secure (set it behind HTTPS).
 	Secure bool
 	Log    *slog.Logger
@@ -95,6 +99,12 @@ func New(c Config) (*Explorer, error) {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Sessions == nil {
+		c.Sessions = access.NewSessions(0, 0, nil)
+	}
+	if c.Access != nil {
+		c.Access = c.Sessions.Resolver(c.Access)
 	}
 	e := &Explorer{c: c, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
 	if err := e.parseTemplates(); err != nil {
@@ -300,7 +310,8 @@ func (e *Explorer) loginForm(w http.ResponseWriter, r *http.Request) {
 	e.render(w, r, http.StatusOK, "login", "Sign in", "login", e.accessOf(r), loginData{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
-// login checks the token and keeps it in an HttpOnly, SameSite=Strict
+// login checks the token and starts a session for it on the server; the
+// browser gets only the session id, in an HttpOnly, SameSite=Strict
 // cookie: scripts cannot read it and other sites cannot send it.
 func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
@@ -322,9 +333,18 @@ func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
 		e.render(w, r, http.StatusUnauthorized, "login", "Sign in", "login", access.Public, loginData{Next: next, Error: "That token is not valid here."})
 		return
 	}
+	id, err := e.c.Sessions.Create(tok)
+	if err != nil {
+		e.c.Log.Error("explorer sign-in", "err", err)
+		e.fail(w, r, http.StatusInternalServerError, "Sign-in failed", "No session could be started; try again.")
+		return
+	}
+	if old, err := r.Cookie(access.CookieName); err == nil {
+		e.c.Sessions.Delete(old.Value)
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: access.CookieName, Value: tok, Path: "/", HttpOnly: true, Secure: e.c.Secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600,
+		Name: access.CookieName, Value: id, Path: "/", HttpOnly: true, Secure: e.c.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(e.c.Sessions.TTL().Seconds()),
 	})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -333,6 +353,9 @@ func (e *Explorer) logout(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		e.fail(w, r, http.StatusForbidden, "Refused", "Sign out from this site's own pages.")
 		return
+	}
+	if c, err := r.Cookie(access.CookieName); err == nil {
+		e.c.Sessions.Delete(c.Value) // a copy of the cookie is worth nothing from now on
 	}
 	http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: "", Path: "/", HttpOnly: true, Secure: e.c.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
