@@ -7,9 +7,9 @@ package registry
 //
 //	Authorization: Cissan-Node node=hub-1,ts=1765166400,nonce=<32 hex>,sig=<128 hex>
 //
-// sig is Ed25519 over NodeMessage: the lines
+// sig is Ed25519 over NodeMessage: "cissan/node-request/v1\x00", then
+// the lines
 //
-//	cissan/node-request/v1
 //	<network id, 32 hex>
 //	<node id>
 //	<ts: Unix seconds, decimal>
@@ -49,7 +49,7 @@ const NodeSkew = 60 * time.Second
 
 // nodeDomain starts every signed request, so that no other message a node
 // signs (blocks, validations) can pass for one.
-const nodeDomain = "cissan/node-request/v1"
+const nodeDomain = "cissan/node-request/v1\x00"
 
 // maxNonces bounds the replay memory; only requests with a good signature
 // enter it, so only a node's own key can fill it.
@@ -63,7 +63,7 @@ var NodeRoutes = []string{"POST /v1/auth", "POST /v1/tokens/check"}
 // NodeMessage returns the bytes a node signs for one request.
 func NodeMessage(network, node string, ts int64, nonce, method, target string, body []byte) []byte {
 	sum := sha256.Sum256(body)
-	return []byte(strings.Join([]string{nodeDomain, network, node, strconv.FormatInt(ts, 10), nonce,
+	return []byte(nodeDomain + strings.Join([]string{network, node, strconv.FormatInt(ts, 10), nonce,
 		method, target, hex.EncodeToString(sum[:])}, "\n"))
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -354,5 +355,20 @@ func TestParseNodeAuthIsStrict(t *testing.T) {
 		if _, err := parseNodeAuth(bad); err == nil {
 			t.Errorf("parseNodeAuth(%q) accepted", bad)
 		}
+	}
+}
+
+// The vector of SPEC.md, section 7a.
+func TestNodeMessageVector(t *testing.T) {
+	key := ed25519.NewKeyFromSeed(make([]byte, 32))
+	body := []byte(`{"device_uid":"dev-1","token":"cst_x"}`)
+	m := NodeMessage("000102030405060708090a0b0c0d0e0f", "hub-1", 1765166400, "00112233445566778899aabbccddeeff", "POST", "/v1/auth", body)
+	want := "cissan/node-request/v1\x00000102030405060708090a0b0c0d0e0f\nhub-1\n1765166400\n00112233445566778899aabbccddeeff\nPOST\n/v1/auth\naefdc25ed187fa2f52bf88fc1568d7be499060af13155449310ab6c788d188f7"
+	if string(m) != want {
+		t.Fatalf("message %q\nwant    %q", m, want)
+	}
+	const sig = "15658f3966ef88c3c8c827bd1ef41aed27b12ae837b44b23105ea7febd96e0d485e23469946d0edef7452d20a1535d8d41eca2bf3c2129410cd63158348e8b0a"
+	if got := hex.EncodeToString(ed25519.Sign(key, m)); got != sig {
+		t.Fatalf("signature %s, want %s", got, sig)
 	}
 }
