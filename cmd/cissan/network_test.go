@@ -76,10 +76,6 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 
 	regAddr := port()
 	n.registryAPI = "http://" + regAddr
-	n.registryArgs = []string{"registry", "--data-dir", filepath.Join(n.root, "registry"), "--http-addr", regAddr,
-		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix}
-	n.start("registry", n.registryArgs...)
-	waitHTTP(t, n.procs["registry"], n.registryAPI+"/v1/devices")
 
 	var hubFlags []string
 	for i := 1; i <= hubs; i++ {
@@ -95,7 +91,7 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 	n.masterAPI = "http://" + masterAddr
 	n.masterArgs = append([]string{"master", "--data-dir", filepath.Join(n.root, "master"), "--http-addr", masterAddr,
 		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--block-interval", "200ms",
-		"--registry-url", n.registryAPI, "--registry-token-file", filepath.Join(n.root, "registry", "admin.token")}, hubFlags...)
+		"--registry-url", n.registryAPI}, hubFlags...)
 	n.start("master", n.masterArgs...)
 	waitReady(t, n.procs["master"], n.masterAPI)
 	tok, err := os.ReadFile(filepath.Join(n.root, "master", "admin.token"))
@@ -111,6 +107,12 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 	if err := os.WriteFile(filepath.Join(n.root, "network.json"), nj, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The registry knows the nodes' keys from network.json: each hub, and
+	// the master, signs its requests as itself.
+	n.registryArgs = []string{"registry", "--data-dir", filepath.Join(n.root, "registry"), "--http-addr", regAddr,
+		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--network", filepath.Join(n.root, "network.json")}
+	n.start("registry", n.registryArgs...)
+	waitHTTP(t, n.procs["registry"], n.registryAPI+"/v1/devices")
 
 	for _, id := range n.hubIDs {
 		mqtt, api := port(), port()
@@ -118,7 +120,7 @@ func startRoleNet(t testing.TB, hubs int) *roleNet {
 		n.hubAPI = append(n.hubAPI, "http://"+api)
 		args := []string{"hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--network", filepath.Join(n.root, "network.json"),
 			"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--registry-url", n.registryAPI,
-			"--registry-token-file", filepath.Join(n.root, "registry", "admin.token"), "--mqtt-addr", mqtt, "--http-addr", api}
+			"--mqtt-addr", mqtt, "--http-addr", api}
 		n.hubArgs = append(n.hubArgs, args)
 		n.start(id, args...)
 		waitReady(t, n.procs[id], "http://"+api)
@@ -351,7 +353,7 @@ func (n *roleNet) enrol(id string) {
 	mqtt, api := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
 	args := []string{"hub", "--id", id, "--data-dir", filepath.Join(n.root, id), "--network", filepath.Join(n.root, "network.json"),
 		"--amqp-url", n.amqp, "--amqp-prefix", n.prefix, "--registry-url", n.registryAPI,
-		"--registry-token-file", filepath.Join(n.root, "registry", "admin.token"), "--mqtt-addr", mqtt, "--http-addr", api}
+		"--mqtt-addr", mqtt, "--http-addr", api}
 	n.hubIDs = append(n.hubIDs, id)
 	n.hubMQTT = append(n.hubMQTT, mqtt)
 	n.hubAPI = append(n.hubAPI, "http://"+api)
@@ -512,4 +514,32 @@ func TestRegistryRoleOverRabbitMQ(t *testing.T) {
 	if code, _ := getJSON(n.masterAPI, "csr_not-a-token", "/v1/events/"+r.UID, &ev); code != http.StatusUnauthorized {
 		t.Fatalf("unknown read token on the master: %d, want 401", code)
 	}
+
+	// A hub checks read tokens with the registry as itself too.
+	if code, err := getJSON(n.hubAPI[0], mine.Token, "/v1/events/"+r.UID, &ev); code != http.StatusOK {
+		t.Fatalf("read token on hub-1's API: %d %v", code, err)
+	}
+
+	// A revoked hub can no longer log devices in; the other hub still can.
+	tokenFile := filepath.Join(n.root, "registry", "admin.token")
+	if out, err := exec.Command(n.bin, "nodes", "revoke", "hub-2", "--api", n.registryAPI, "--token-file", tokenFile).CombinedOutput(); err != nil || !strings.Contains(string(out), "revoked_at") {
+		t.Fatalf("nodes revoke hub-2: %v\n%s", err, out)
+	}
+	out, err := exec.Command(n.bin, "nodes", "list", "--api", n.registryAPI, "--token-file", tokenFile).Output()
+	if err != nil || strings.Count(string(out), "revoked_at") != 1 || !strings.Contains(string(out), `"hub-1"`) {
+		t.Fatalf("nodes list: %v\n%s", err, out)
+	}
+	_, dt2, err := reg.Add(context.Background(), "fleet/site", "dev-after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := sim.Dial(context.Background(), n.hubMQTT[1], "dev-after", "fleet/site", dt2); err == nil {
+		d.Close()
+		t.Fatal("a revoked hub logged a device in")
+	}
+	d, err := sim.Dial(context.Background(), n.hubMQTT[0], "dev-after", "fleet/site", dt2)
+	if err != nil {
+		t.Fatalf("hub-1 after hub-2's revocation: %v", err)
+	}
+	d.Close()
 }

@@ -3,12 +3,13 @@
 // auditors), or only what is public (block headers, counts, validations
 // and anchors).
 //
-// A token travels either as "Authorization: Bearer TOKEN" (API clients)
-// or in the explorer's login cookie (browsers). The cookie is HttpOnly and
-// SameSite=Strict, and it only ever grants reading: requests that change
-// the network demand the operator token in the Authorization header, so a
-// forged cross-site request cannot use a signed-in browser to change
-// anything.
+// A token travels as "Authorization: Bearer TOKEN" (API clients). A
+// browser signs in once and then holds only a session id in the
+// explorer's login cookie (Sessions), never the token. The cookie is
+// HttpOnly and SameSite=Strict, and it only ever grants reading: requests
+// that change the network demand the operator token in the Authorization
+// header, so a forged cross-site request cannot use a signed-in browser to
+// change anything.
 package access
 
 import (
@@ -17,8 +18,8 @@ import (
 	"strings"
 )
 
-// CookieName is the explorer's login cookie.
-const CookieName = "cissan_token"
+// CookieName is the explorer's login cookie; it holds a session id.
+const CookieName = "cissan_session"
 
 // Access is what a request may read.
 type Access struct {
@@ -60,7 +61,8 @@ func (a Access) Scope() []string {
 type Resolver func(r *http.Request, token string) Access
 
 // Token returns the token a request presents: the bearer token if there
-// is an Authorization header, else the login cookie's, else "".
+// is an Authorization header, else the login cookie's session id (which
+// Sessions.Resolver turns into the session's token), else "".
 func Token(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")

@@ -224,8 +224,30 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		for k, v := range s.c.Status(r.Context()) {
 			out[k] = v
 		}
+		if !s.accessOf(r).All {
+			hideAddresses(out)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// addressKeys are the members of a node's status that say where it
+// listens. Only the operator sees them: to anyone else they are a map of
+// the network's attack surface.
+var addressKeys = []string{"mqtt", "mqtts", "http", "https", "addr", "address", "url"}
+
+// hideAddresses removes every node's addresses from a status answer.
+func hideAddresses(out map[string]any) {
+	nodes, _ := out["nodes"].([]map[string]any)
+	for i, n := range nodes {
+		c := make(map[string]any, len(n))
+		for k, v := range n {
+			if !slices.Contains(addressKeys, k) {
+				c[k] = v
+			}
+		}
+		nodes[i] = c
+	}
 }
 
 func (s *server) network(w http.ResponseWriter, r *http.Request) {

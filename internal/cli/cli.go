@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"analyzers": {"show or change the analyzer configuration recorded on the chain", runAnalyzers},
 	"device":    {"manage devices in the registry (add, list, show, deactivate, reactivate, revoke, rotate)", runDevice},
 	"token":     {"manage read tokens: namespace-scoped access for auditors (create, list, revoke)", runToken},
+	"nodes":     {"list the nodes the registry knows, or revoke one (its signed requests are refused)", runNodes},
 	"verify":    {"verify a proof (verify proof) or a whole data dir (verify data) offline", runVerify},
 	"proof":     {"fetch an event's proof bundle from the API", runProof},
 	"reindex":   {"rebuild a node's SQLite index from its chain", runReindex},

@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/api"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
@@ -36,7 +38,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	amqpURL := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (required)")
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue of this network")
 	registryURL := fs.String("registry-url", "http://127.0.0.1:8081", "device registry's HTTP API")
-	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry (CISSAN_REGISTRY_TOKEN overrides)")
+	registryToken := fs.String("registry-token-file", "", "not taken: a hub signs its requests to the registry with hub.key, and the operator token stays with operators")
 	credTTL := fs.Duration("credential-cache", registry.DefaultCacheTTL, "how long a device's last good login is honoured while the registry is unreachable (0: not at all)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices (\"\": none, with --mqtts-addr)")
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
@@ -51,6 +53,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	tlsCfg, err := amqpTLS.Config()
 	if err != nil {
 		return usagef("hub: %v", err)
+	}
+	if *registryToken != "" {
+		return usagef("hub: --registry-token-file is not taken: a hub signs its requests to the registry with its own key (hub.key), which network.json lists; keep the registry's operator token off hub machines")
 	}
 	switch *id {
 	case "":
@@ -95,10 +100,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usagef("hub: %v", err)
 	}
-	tok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
-	if err != nil {
-		return err
+	if os.Getenv("CISSAN_REGISTRY_TOKEN") != "" {
+		log.Warn("CISSAN_REGISTRY_TOKEN is set but not used: the hub signs its registry requests with hub.key; keep the operator token off hub machines")
 	}
+	signer := &registry.NodeSigner{Network: netw.ID.String(), ID: *id, Key: key}
 	lim := event.DefaultLimits()
 	lim.MaxPayload = *maxPayload
 	led, err := ledger.Open(ctx, ledger.Config{Dir: *dataDir, Network: netw, Limits: lim, Log: log})
@@ -111,7 +116,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("--amqp-url: %w", err)
 	}
 	defer b.Close()
-	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: regHTTP}, *credTTL)
+	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: regHTTP}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
 	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS.MQTT(), Log: log, Metrics: mets.Hub(*id)})
@@ -150,9 +155,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		mux.Handle("GET /metrics", mets.Handler())
 		// This hub's operator token reads everything; read tokens are
 		// checked with the registry, whose answers are kept 30 s.
-		resolve := registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: tok, HTTP: regHTTP}, token, 30*time.Second)
+		sessions := access.NewSessions(0, 0, nil) // explorer sign-ins, honoured by the API too
+		resolve := sessions.Resolver(registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: regHTTP}, token, 30*time.Second))
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
-		stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
+		stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Sessions: sessions, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
 				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
 			}})

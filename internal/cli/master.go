@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/analyze"
 	"cissan/internal/anchor"
 	"cissan/internal/api"
@@ -73,7 +74,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	var hubs hubFlags
 	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
 	registryURL := fs.String("registry-url", "", "device registry's HTTP API; when set, auditors' read tokens work on this node's API and pages too")
-	registryToken := fs.String("registry-token-file", "./data/registry/admin.token", "bearer token for the registry, with --registry-url (CISSAN_REGISTRY_TOKEN overrides)")
+	registryToken := fs.String("registry-token-file", "", "not taken: the master signs its requests to the registry with master.key")
 	anchorOpts := addAnchorFlags(fs)
 	tlsOpts := addServeTLSFlags(fs, false)
 	registryCA := fs.String("registry-cacert", "", "PEM CA certificate(s) of an https:// --registry-url signed by a private CA")
@@ -90,6 +91,9 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	}
 	if *amqpURL == "" {
 		return usagef("master: --amqp-url is required")
+	}
+	if *registryToken != "" {
+		return usagef("master: --registry-token-file is not taken: the master signs its requests to the registry with its own key (master.key); keep the registry's operator token with its operators")
 	}
 	if len(hubs) == 0 {
 		return usagef("master: at least one --hub id=PUBLIC_KEY_HEX is required")
@@ -170,12 +174,11 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	// are checked there, its answers kept 30 s.
 	resolve := registry.OperatorResolver(token)
 	if *registryURL != "" {
-		regTok, err := tokenFrom("CISSAN_REGISTRY_TOKEN", *registryToken)
-		if err != nil {
-			return err
-		}
-		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Token: regTok, HTTP: regHTTP}, token, 30*time.Second)
+		signer := &registry.NodeSigner{Network: netw.ID.String(), ID: bus.MasterNode, Key: key}
+		resolve = registry.RemoteResolver(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: regHTTP}, token, 30*time.Second)
 	}
+	sessions := access.NewSessions(0, 0, nil) // explorer sign-ins, honoured by the API too
+	resolve = sessions.Resolver(resolve)
 	apiCfg := api.Config{
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
 		Access: resolve, Master: m, Log: log,
@@ -191,7 +194,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		apiCfg.Anchor, apiCfg.AnchorProof = anc.Block, anc.Proof
 	}
 	api.Handler(apiCfg, mux)
-	stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Status: apiCfg.Status,
+	stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Sessions: sessions, Status: apiCfg.Status,
 		Metrics: mets, Anchor: apiCfg.Anchor, Pending: m.Pending, Log: log})
 	if err != nil {
 		return err

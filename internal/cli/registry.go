@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,9 +20,10 @@ import (
 const registryUsage = `usage: cissan registry [flags]
 
 Runs the device registry on its own: the operator's device API
-(/v1/devices, as 'cissan device' drives it) and the hubs' login check
-(/v1/auth), both behind the operator token in DATA_DIR/admin.token, which
-the first start creates. With --amqp-url, every change of a device
+(/v1/devices, as 'cissan device' drives it), behind the operator token in
+DATA_DIR/admin.token, which the first start creates, and the hubs' login
+check (/v1/auth), which each hub signs with its own key: --network names
+the network.json that lists the keys ('cissan nodes' revokes a node). With --amqp-url, every change of a device
 (deactivate, reactivate, revoke, rotate) is published on RabbitMQ, and
 every hub drops the device's connections and cached login at once.
 
@@ -50,6 +50,7 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 	amqpPrefix := fs.String("amqp-prefix", "cissan", "prefix of every RabbitMQ exchange and queue name (one per network sharing a broker)")
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	tlsOpts := addServeTLSFlags(fs, false)
+	network := fs.String("network", "", "network.json (GET /v1/network on the master): the keys hubs and the master sign their requests with; read again when an unknown node signs, so copy the new file over it after enrolling a hub")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), registryUsage)
@@ -86,6 +87,14 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var keys *registry.NetworkFile
+	if *network != "" {
+		if keys, err = registry.LoadNetworkFile(*network); err != nil {
+			return fmt.Errorf("--network: %w", err)
+		}
+	} else {
+		log.Warn("no --network: no hub can log devices in (hubs sign their requests with keys network.json lists)")
+	}
 	reg, err := registry.Open(filepath.Join(*dataDir, "registry.db"))
 	if err != nil {
 		return err
@@ -118,13 +127,9 @@ func runRegistry(ctx context.Context, env Env, args []string) error {
 		log.Warn("no --amqp-url: hubs will not hear of device changes, and a revoked device stays connected until it logs in again")
 	}
 
-	// Devices and hub logins, and read tokens (which hubs check here).
-	mux := http.NewServeMux()
-	tokens := registry.NewReadTokenHandler(reg, registry.OperatorAuth(token))
-	mux.Handle("/v1/tokens", tokens)
-	mux.Handle("/v1/tokens/", tokens)
-	mux.Handle("/", registry.NewHandler(reg, registry.OperatorAuth(token)))
-	srv := httpserver.New(mux, log)
+	// Devices, read tokens and nodes for the operator; device logins and
+	// read token checks for the nodes too, each signing as itself.
+	srv := httpserver.New(registry.NewServer(reg, token, keys), log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(httpsListener(ln, srvTLS)) }()
 	abs, _ := filepath.Abs(tokenFile)

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cissan/internal/access"
 	"cissan/internal/api"
@@ -71,6 +72,10 @@ type Config struct {
 	Pending func(uid, deviceUID string) bool
 	// SampleEvery is the dashboard's refresh period (default 1 s).
 	SampleEvery time.Duration
+	// Sessions keeps sign-ins on the server. Give the API the same
+	// Sessions' Resolver, so that a signed-in browser reads through it
+	// too (proof downloads); nil: the explorer keeps its own.
+	Sessions *access.Sessions
 	// Secure marks the login cookie Secure (set it behind HTTPS).
 	Secure bool
 	Log    *slog.Logger
@@ -95,6 +100,12 @@ func New(c Config) (*Explorer, error) {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Sessions == nil {
+		c.Sessions = access.NewSessions(0, 0, nil)
+	}
+	if c.Access != nil {
+		c.Access = c.Sessions.Resolver(c.Access)
 	}
 	e := &Explorer{c: c, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
 	if err := e.parseTemplates(); err != nil {
@@ -135,12 +146,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Explorer) routes() {
-	static, _ := fs.Sub(staticFS, "static")
-	files := http.FileServerFS(static)
-	e.mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		files.ServeHTTP(w, r)
-	})))
+	e.mux.HandleFunc("GET /static/", e.static)
 	e.mux.HandleFunc("GET /{$}", e.dashboard)
 	e.mux.HandleFunc("GET /live", e.liveStream)
 	e.mux.HandleFunc("GET /blocks", e.blocks)
@@ -156,6 +162,24 @@ func (e *Explorer) routes() {
 	e.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, http.StatusNotFound, "No such page", "There is nothing at "+r.URL.Path+".")
 	})
+}
+
+// static serves the embedded scripts, styles and images. Only a clean
+// name of a file in the static directory is served; anything else, such as
+// an invalid escape (%ff), overlong UTF-8 dots or a directory, is a 404.
+func (e *Explorer) static(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutPrefix(r.URL.Path, "/static/")
+	if !ok || !utf8.ValidString(name) || !fs.ValidPath(name) || strings.Contains(name, "\\") {
+		e.fail(w, r, http.StatusNotFound, "No such page", "There is no such file.")
+		return
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	if fi, err := fs.Stat(static, name); err != nil || !fi.Mode().IsRegular() {
+		e.fail(w, r, http.StatusNotFound, "No such page", "There is no such file.")
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	http.ServeFileFS(w, r, static, name)
 }
 
 // page is what every template gets.
@@ -287,7 +311,8 @@ func (e *Explorer) loginForm(w http.ResponseWriter, r *http.Request) {
 	e.render(w, r, http.StatusOK, "login", "Sign in", "login", e.accessOf(r), loginData{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
-// login checks the token and keeps it in an HttpOnly, SameSite=Strict
+// login checks the token and starts a session for it on the server; the
+// browser gets only the session id, in an HttpOnly, SameSite=Strict
 // cookie: scripts cannot read it and other sites cannot send it.
 func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
@@ -309,9 +334,18 @@ func (e *Explorer) login(w http.ResponseWriter, r *http.Request) {
 		e.render(w, r, http.StatusUnauthorized, "login", "Sign in", "login", access.Public, loginData{Next: next, Error: "That token is not valid here."})
 		return
 	}
+	id, err := e.c.Sessions.Create(tok)
+	if err != nil {
+		e.c.Log.Error("explorer sign-in", "err", err)
+		e.fail(w, r, http.StatusInternalServerError, "Sign-in failed", "No session could be started; try again.")
+		return
+	}
+	if old, err := r.Cookie(access.CookieName); err == nil {
+		e.c.Sessions.Delete(old.Value)
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: access.CookieName, Value: tok, Path: "/", HttpOnly: true, Secure: e.c.Secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600,
+		Name: access.CookieName, Value: id, Path: "/", HttpOnly: true, Secure: e.c.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(e.c.Sessions.TTL().Seconds()),
 	})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -320,6 +354,9 @@ func (e *Explorer) logout(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		e.fail(w, r, http.StatusForbidden, "Refused", "Sign out from this site's own pages.")
 		return
+	}
+	if c, err := r.Cookie(access.CookieName); err == nil {
+		e.c.Sessions.Delete(c.Value) // a copy of the cookie is worth nothing from now on
 	}
 	http.SetCookie(w, &http.Cookie{Name: access.CookieName, Value: "", Path: "/", HttpOnly: true, Secure: e.c.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"cissan/internal/access"
 	"cissan/internal/analyze"
 	"cissan/internal/anchor"
 	"cissan/internal/api"
@@ -248,14 +249,15 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	}
 	// Read tokens (auditors) see their namespaces' events, in the API and
 	// the explorer alike; only the operator token manages them.
-	ac.Access = n.Registry.Resolver(n.Token)
+	sessions := access.NewSessions(0, 0, nil) // explorer sign-ins, honoured by the API too
+	ac.Access = sessions.Resolver(n.Registry.Resolver(n.Token))
 	api.Handler(ac, mux)
 	tokens := registry.NewReadTokenHandler(n.Registry, registry.OperatorAuth(n.Token))
 	mux.Handle("/v1/tokens", tokens)
 	mux.Handle("/v1/tokens/", tokens)
 	ex, err := explorer.New(explorer.Config{
 		Ledger: ml, Access: ac.Access, Status: n.status, Metrics: n.Metrics, Anchor: ac.Anchor,
-		Registry: n.Registry, Pending: n.pending, Log: n.cfg.Log, Secure: n.cfg.TLS != nil,
+		Registry: n.Registry, Pending: n.pending, Sessions: sessions, Log: n.cfg.Log, Secure: n.cfg.TLS != nil,
 	})
 	if err != nil {
 		ln.Close()

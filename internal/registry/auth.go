@@ -3,7 +3,7 @@ package registry
 // Device logins over HTTP, for hubs that run in other processes than the
 // registry:
 //
-//	POST /v1/auth  {"device_uid": "...", "token": "..."}   (operator bearer token required)
+//	POST /v1/auth  {"device_uid": "...", "token": "..."}   (a node's signature, nodeauth.go, or the operator token)
 //	200 the device                           the token is right and the device active
 //	401 {"error":"bad device uid or token"}  wrong token, or no such device (not told apart)
 //	403 {"error":"device is inactive"}       right token, deactivated device
@@ -54,8 +54,8 @@ func (h *handler) auth(w http.ResponseWriter, req *http.Request) {
 // the device active, and returns the device. Refusals are ErrBadToken,
 // ErrInactive and ErrRevoked, as from Registry.Authenticate; a registry
 // that does not answer (network error, timeout, 5xx) is ErrUnreachable.
-// Any other failure, such as the registry refusing the operator token,
-// matches none of these.
+// Any other failure, such as the registry refusing the node's signature
+// or the operator token, matches none of these.
 func (c *Client) Authenticate(ctx context.Context, uid, token string) (Device, error) {
 	var d Device
 	err := c.do(ctx, http.MethodPost, "/v1/auth", AuthRequest{UID: uid, Token: token}, &d)

@@ -41,13 +41,47 @@ func (c *Client) AddRequiringCert(ctx context.Context, namespace, uid string) (D
 
 // Get asks the upstream registry for a device, for a hub admitting a
 // device by its client certificate; answers are not cached, since a
-// certificate login has no token the cache could vouch for.
+// certificate login has no token the cache could vouch for. A Client
+// upstream is asked through the route a node's signature admits
+// (Client.CertificateDevice).
 func (c *Cache) Get(ctx context.Context, uid string) (Device, error) {
-	g, ok := c.upstream.(interface {
+	switch g := c.upstream.(type) {
+	case interface {
+		CertificateDevice(ctx context.Context, uid string) (Device, error)
+	}:
+		return g.CertificateDevice(ctx, uid)
+	case interface {
 		Get(ctx context.Context, uid string) (Device, error)
-	})
-	if !ok {
-		return Device{}, errors.New("registry client cannot look devices up")
+	}:
+		return g.Get(ctx, uid)
 	}
-	return g.Get(ctx, uid)
+	return Device{}, errors.New("registry client cannot look devices up")
+}
+
+// CertificateRequest asks for the device a hub admits by a client
+// certificate it verified: POST /v1/auth/certificate.
+type CertificateRequest struct {
+	UID string `json:"device_uid"`
+}
+
+// CertificateDevice returns the device a hub is admitting by its verified
+// client certificate. A hub may ask this with its node signature
+// (NodeRoutes); it learns the device's record, never its token.
+func (c *Client) CertificateDevice(ctx context.Context, uid string) (Device, error) {
+	var d Device
+	err := c.do(ctx, http.MethodPost, "/v1/auth/certificate", CertificateRequest{UID: uid}, &d)
+	return d, err
+}
+
+func (h *handler) certificateDevice(w http.ResponseWriter, req *http.Request) {
+	var body CertificateRequest
+	if !decodeBody(w, req, &body) {
+		return
+	}
+	d, err := h.reg.Get(req.Context(), body.UID)
+	if err != nil {
+		writeErr(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
 }

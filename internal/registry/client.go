@@ -19,6 +19,9 @@ type Client struct {
 	BaseURL string       // e.g. "http://127.0.0.1:8080"
 	Token   string       // operator bearer token
 	HTTP    *http.Client // http.DefaultClient if nil
+	// Node, if set, signs every request as a node (nodeauth.go) instead
+	// of sending Token: how hubs and the master call the registry.
+	Node *NodeSigner
 }
 
 // APIError is an error answer from the API: the HTTP status and the
@@ -131,15 +134,15 @@ func devicePath(uid, action string) string {
 // do sends one request and decodes a 2xx answer into out; any other answer
 // becomes an *APIError.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var raw []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("registry api: %w", err)
 		}
-		body = bytes.NewReader(b)
+		raw = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(raw))
 	if err != nil {
 		return fmt.Errorf("registry api: %w", err)
 	}
@@ -147,7 +150,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
+	switch {
+	case c.Node != nil:
+		if err := c.Node.Sign(req, raw); err != nil {
+			return fmt.Errorf("registry api: %w", err)
+		}
+	case c.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP

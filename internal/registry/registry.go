@@ -154,7 +154,7 @@ func Open(path string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
-	if _, err := db.Exec(schema + readTokenSchema); err != nil {
+	if _, err := db.Exec(schema + readTokenSchema + nodeSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open registry: create schema: %w", err)
 	}
