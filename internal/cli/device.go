@@ -25,6 +25,10 @@ commands:
   reactivate  --uid UID
   revoke      --uid UID   bar a device for good; its uid cannot be reused
   rotate      --uid UID   issue a new token; the old one stops working at once
+  limits      --uid UID | --namespace NS  [--max-rate N] [--max-bytes-rate N]
+              what a device (or each device of a namespace) may send to a hub, events and
+              payload bytes per second; 0 or absent: the namespace's, else the hubs' defaults
+              (2,000 events/s, 2 MiB/s). Its connections are dropped, to log in under them.
 
 The operator token is read from CISSAN_TOKEN if set, else from --token-file.
 `
@@ -39,6 +43,7 @@ var deviceFlags = map[string][]string{
 	"reactivate": {"uid"},
 	"revoke":     {"uid"},
 	"rotate":     {"uid"},
+	"limits":     {"uid", "namespace", "max-rate", "max-bytes-rate"},
 }
 
 // runDevice is the registry operator's command: it drives the registry's
@@ -46,7 +51,7 @@ var deviceFlags = map[string][]string{
 func runDevice(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, deviceUsage)
-		return usagef("device: missing command (add, list, show, deactivate, reactivate, revoke, rotate)")
+		return usagef("device: missing command (add, list, show, deactivate, reactivate, revoke, rotate, limits)")
 	}
 	sub := args[0]
 	if sub == "help" || sub == "-h" || sub == "--help" {
@@ -67,6 +72,8 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 	uid := fs.String("uid", "", "device uid")
 	requireCert := fs.Bool("require-cert", false, "add: the device must log in with a client certificate naming it (hubs with --tls-client-ca)")
 	status := fs.String("status", "", "list only devices with this status: active, inactive or revoked")
+	maxRate := fs.Float64("max-rate", 0, "limits: events per second")
+	maxBytes := fs.Float64("max-bytes-rate", 0, "limits: payload bytes per second")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), deviceUsage+"\nflags:\n")
 		fs.PrintDefaults()
@@ -107,7 +114,9 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 	switch {
 	case sub == "add" && (*namespace == "" || *uid == ""):
 		return usagef("device add: --namespace and --uid are required")
-	case sub != "add" && sub != "list" && *uid == "":
+	case sub == "limits" && (*uid == "") == (*namespace == ""):
+		return usagef("device limits: give --uid or --namespace")
+	case sub != "add" && sub != "list" && sub != "limits" && *uid == "":
 		return usagef("device %s: --uid is required", sub)
 	case *status != "" && !registry.Status(*status).Valid():
 		return usagef("device list: --status must be active, inactive or revoked, not %q", *status)
@@ -148,6 +157,9 @@ func runDevice(ctx context.Context, env Env, args []string) error {
 		}{devs}
 	case "show":
 		out, err = c.Get(ctx, *uid)
+	case "limits":
+		req := registry.LimitsRequest{DeviceUID: *uid, Namespace: *namespace, Limits: registry.Limits{Rate: *maxRate, Bytes: *maxBytes}}
+		out, err = req, c.SetLimits(ctx, req)
 	case "deactivate":
 		out, err = c.Deactivate(ctx, *uid)
 	case "reactivate":

@@ -41,6 +41,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	registryToken := fs.String("registry-token-file", "", "not taken: a hub signs its requests to the registry with hub.key, and the operator token stays with operators")
 	credTTL := fs.Duration("credential-cache", registry.DefaultCacheTTL, "how long a device's last good login is honoured while the registry is unreachable (0: not at all)")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "MQTT listener for devices (\"\": none, with --mqtts-addr)")
+	guards := addGuardFlags(fs)
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -119,7 +120,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: regHTTP}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
-	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS.MQTT(), Log: log, Metrics: mets.Hub(*id)})
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS.MQTT(), Guards: *guards, Log: log, Metrics: mets.Hub(*id)})
 	if err != nil {
 		return err
 	}

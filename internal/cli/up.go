@@ -40,6 +40,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	dataDir := fs.String("data-dir", "./data", "directory for every store, keys, network.json and admin.token")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP API address")
 	mqttAddr := fs.String("mqtt-addr", "127.0.0.1:1883", "first hub's MQTT address; further hubs take the next ports (\"\": no plain listener)")
+	guards := addGuardFlags(fs)
 	tlsOpts := addServeTLSFlags(fs, true)
 	hubs := fs.Int("hubs", 2, "number of hub nodes")
 	interval := fs.Duration("block-interval", time.Second, "time between blocks")
@@ -81,7 +82,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	}
 	n, err := local.Start(ctx, local.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS, Hubs: *hubs,
-		BlockInterval: *interval, Limits: lim, Analyzers: initial, Anchor: anc, Log: log,
+		BlockInterval: *interval, Limits: lim, Analyzers: initial, Anchor: anc, Guards: *guards, Log: log,
 	})
 	if err != nil {
 		return err

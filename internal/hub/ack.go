@@ -31,12 +31,15 @@ type pendingAck struct {
 	err  error
 }
 
-func (q *ackQueue) add(id uint16) *pendingAck {
+// add queues the acknowledgement of PUBLISH id, and returns it with how
+// many the queue now holds: the client's unacknowledged PUBLISHes.
+func (q *ackQueue) add(id uint16) (*pendingAck, int) {
 	a := &pendingAck{id: id}
 	q.mu.Lock()
 	q.pending = append(q.pending, a)
+	n := len(q.pending)
 	q.mu.Unlock()
-	return a
+	return a, n
 }
 
 func (h *Hub) ackQueue(cl *mqtt.Client) *ackQueue {

@@ -57,6 +57,8 @@ type Config struct {
 	Log           *slog.Logger
 	Now           func() time.Time
 	Metrics       *metrics.HubMetrics // nil records nothing
+	// Guards bound what one client may cost the hub (guard.go).
+	Guards Guards
 }
 
 // Stats are counters for status pages and metrics.
@@ -100,7 +102,9 @@ type Hub struct {
 
 	devMu   sync.Mutex
 	clients map[*mqtt.Client]registry.Device
-	gen     map[string]uint64 // per device uid, bumped on every registry change
+	gen     map[string]uint64  // per device uid, bumped on every registry change
+	budgets map[string]*budget // per device uid with a live connection (guard.go)
+	logins  *loginGuard
 }
 
 type poolItem struct {
@@ -119,6 +123,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Guards.defaults()
 	h := &Hub{
 		cfg: cfg, led: cfg.Ledger, net: cfg.Ledger.Network(), log: cfg.Log.With("hub", cfg.ID),
 		commits: make(chan *commitReq, 4096),
@@ -126,7 +131,9 @@ func New(cfg Config) (*Hub, error) {
 		sendSig: make(chan struct{}, 1),
 		clients: map[*mqtt.Client]registry.Device{},
 		gen:     map[string]uint64{},
+		budgets: map[string]*budget{},
 	}
+	h.logins = newLoginGuard(cfg.Guards.LoginFailures, cfg.Guards.LoginWindow, h.log)
 	err := h.led.Store().EachPool(func(key string, raw []byte) error {
 		en, err := event.DecodeEntry(raw, h.led.Limits())
 		if err != nil {
@@ -220,6 +227,7 @@ func (h *Hub) syncLoop(ctx context.Context) {
 		}
 		h.resubmitStale()
 		h.retryValidations(ctx)
+		h.logins.sweep(h.cfg.Now())
 		select {
 		case <-ctx.Done():
 			return

@@ -40,12 +40,16 @@ func (h *Hub) startMQTT() error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1
 	caps.RetainAvailable = 0
+	caps.ReceiveMaximum = h.cfg.Guards.ReceiveMaximum
 	// Payloads a little over the cap still arrive, so the device learns
 	// why it was refused; far larger packets end the connection.
 	caps.MaximumPacketSize = uint32(lim.MaxPayload + 64<<10)
 	// The broker's own logs are per connection and listener; ours say what
 	// matters, so only its warnings pass.
 	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(brokerLog{h.log.Handler()}).With("component", "mqtt")})
+	if err := s.AddHook(&guardHook{h: h, s: s}, nil); err != nil { // guard.go
+		return fmt.Errorf("hub %s: mqtt guard hook: %w", h.cfg.ID, err)
+	}
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
@@ -84,6 +88,7 @@ func (h *Hub) DeviceChanged(uid string) {
 			delete(h.clients, cl)
 		}
 	}
+	delete(h.budgets, uid) // its next login brings its limits again
 	h.devMu.Unlock()
 	for _, cl := range drop {
 		h.log.Info("disconnecting device after registry change", "device", uid, "client", cl.ID)
@@ -140,7 +145,11 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	h.devMu.Unlock()
 	d, err := authenticate(context.Background())
 	if err != nil {
-		h.log.Info("device login refused", "device", uid, "remote", cl.Net.Remote, "err", err)
+		// One line for the first failure of an address's burst; the rest
+		// are summed up when it ends (logins.go).
+		if h.logins.failed(remoteHost(cl), uid, h.cfg.Now()) {
+			h.log.Info("device login refused", "device", uid, "remote", cl.Net.Remote, "err", err)
+		}
 		return false
 	}
 	h.devMu.Lock()
@@ -159,6 +168,7 @@ func (k *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 	}
 	h.clients[cl] = d
+	h.budgetFor(d) // guard.go
 	if tc, ok := tcpConn(cl.Net.Conn); ok {
 		// A device's PUBACKs are 4 bytes each: a fixed 128 KiB buffer
 		// holds tens of thousands, where the kernel would let a device
@@ -174,7 +184,10 @@ const ackSocketBuffer = 128 << 10
 
 func (k *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	k.h.devMu.Lock()
-	delete(k.h.clients, cl)
+	if d, ok := k.h.clients[cl]; ok {
+		delete(k.h.clients, cl)
+		k.h.releaseBudget(d.UID)
+	}
 	k.h.devMu.Unlock()
 	k.h.acks.Delete(cl)
 }
@@ -200,7 +213,16 @@ func (k *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	h := k.h
 	if pk.FixedHeader.Qos == 1 {
 		q := h.ackQueue(cl)
-		a := q.add(pk.PacketID)
+		a, n := q.add(pk.PacketID)
+		if n > int(h.cfg.Guards.ReceiveMaximum) {
+			// More unacknowledged PUBLISHes than the CONNACK allowed
+			// (MQTT 5, section 3.3.4): what the broker's own quota would
+			// do, had the hub not taken the acknowledgements over.
+			h.log.Info("client disconnected: receive maximum exceeded", "client", cl.ID, "unacknowledged", n)
+			h.stats.Rejected.Add(1)
+			_ = h.mqtt.DisconnectClient(cl, packets.ErrReceiveMaximum)
+			return pk, packets.ErrRejectPacket // a's queue goes with the connection
+		}
 		h.ingest(cl, pk, func(err error) { h.settle(q, a, err) })
 		return pk, packets.ErrRejectPacket // the hub acknowledges it
 	}
@@ -226,7 +248,9 @@ func (h *Hub) refused(cl *mqtt.Client, err error) packets.Code {
 		code = refuse(codeUnspecified, "%v", err)
 	}
 	h.cfg.Metrics.Rejected(h.rejectReason(code))
-	h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
+	if code.Code != codeRateTooHigh && code.Code != codeQuotaExceeded { // spend logs those, once in a while
+		h.log.Info("event refused", "client", cl.ID, "code", fmt.Sprintf("0x%02x", code.Code), "reason", code.Reason)
+	}
 	return code
 }
 
@@ -240,6 +264,10 @@ func (h *Hub) rejectReason(code packets.Code) string {
 		return metrics.ReasonBadPayload
 	case codeConflict:
 		return metrics.ReasonUIDConflict
+	case codeRateTooHigh:
+		return metrics.ReasonRateLimited
+	case codeQuotaExceeded:
+		return metrics.ReasonByteRateLimited
 	}
 	if h.ctx.Err() != nil {
 		return metrics.ReasonShuttingDown
@@ -273,6 +301,9 @@ func (h *Hub) admit(cl *mqtt.Client, pk packets.Packet) (*commitReq, error) {
 	d, ok := h.device(cl)
 	if !ok {
 		return nil, refuse(codeNotAuthorized, "device is not logged in or was deactivated")
+	}
+	if err := h.spend(d.UID, len(pk.Payload)); err != nil { // guard.go
+		return nil, err
 	}
 	if pk.TopicName != Topic(d.UID) {
 		return nil, refuse(codeNotAuthorized, "device %s may publish only to %s", d.UID, Topic(d.UID))

@@ -19,7 +19,7 @@ const (
 func (h *Hub) addListeners(s *mqtt.Server) error {
 	add := func(id, what, addr, flag string, c listeners.Config) error {
 		c.ID, c.Address = id, addr
-		if err := s.AddListener(listeners.NewTCP(c)); err != nil {
+		if err := s.AddListener(&deadlineListener{TCP: listeners.NewTCP(c), timeout: h.cfg.Guards.ConnectTimeout}); err != nil {
 			return fmt.Errorf("hub %s: %s listener on %s: %w (change %s)", h.cfg.ID, what, addr, err, flag)
 		}
 		return nil

@@ -43,9 +43,10 @@ const (
 // its HTTP API and MQTT brokers the way an operator and devices would.
 type testNet struct {
 	*local.Network
-	t   *testing.T
-	dir string
-	reg *registry.Client
+	t    *testing.T
+	dir  string
+	reg  *registry.Client
+	logs *syncBuffer // what the network logged
 }
 
 // startNet starts a network of hubs hubs on free ports with its stores in
@@ -60,8 +61,14 @@ func startNet(t *testing.T, dir string, hubs int) *testNet {
 // anc says (nil: off).
 func startNetAnchored(t *testing.T, dir string, hubs int, anc *anchor.Config) *testNet {
 	t.Helper()
+	return startNetWith(t, dir, hubs, func(c *local.Config) { c.Anchor = anc })
+}
+
+// startNetWith is startNet with the configuration changed by mod.
+func startNetWith(t *testing.T, dir string, hubs int, mod func(*local.Config)) *testNet {
+	t.Helper()
 	logs := &syncBuffer{}
-	n, err := local.Start(t.Context(), local.Config{
+	cfg := local.Config{
 		DataDir:       dir,
 		HTTPAddr:      "127.0.0.1:0",
 		MQTTAddr:      "127.0.0.1:0",
@@ -70,9 +77,12 @@ func startNetAnchored(t *testing.T, dir string, hubs int, anc *anchor.Config) *t
 		ResubmitAfter: 2 * time.Second,
 		Limits:        event.DefaultLimits(),
 		Analyzers:     analyze.Config{Range: analyze.DefaultRangeRules()},
-		Anchor:        anc,
 		Log:           slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := local.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("start network: %v", err)
 	}
@@ -84,7 +94,7 @@ func startNetAnchored(t *testing.T, dir string, hubs int, anc *anchor.Config) *t
 			t.Logf("network logs:\n%s", logs.String())
 		}
 	})
-	return &testNet{Network: n, t: t, dir: dir, reg: &registry.Client{BaseURL: n.APIURL, Token: n.Token}}
+	return &testNet{Network: n, t: t, dir: dir, reg: &registry.Client{BaseURL: n.APIURL, Token: n.Token}, logs: logs}
 }
 
 // syncBuffer is a bytes.Buffer safe for the network's goroutines.
@@ -641,7 +651,7 @@ func (tn *testNet) checkDroppedOnChange(uid, namespace, token string, change fun
 	tn.t.Helper()
 	t := tn.t
 	d := tn.dial(0, uid, namespace, token)
-	raw, disc := dialWatched(t, tn.MQTTAddrs()[1], uid+"-watch", uid, token)
+	raw, disc := dialWatched(t, tn.MQTTAddrs()[1], uid, uid, token)
 	publishOK(t, d, seedEvent(uid+"-before", uid, namespace, 20))
 	if err := change(); err != nil {
 		t.Fatalf("registry change of %s: %v", uid, err)
@@ -842,7 +852,7 @@ func TestTokenRotationDisconnects(t *testing.T) {
 	tn := startNet(t, t.TempDir(), 2)
 	const ns = "acme/plant"
 	oldTok := tn.register("rot-1", ns)
-	raw, disc := dialWatched(t, tn.MQTTAddrs()[0], "rot-1-watch", "rot-1", oldTok)
+	raw, disc := dialWatched(t, tn.MQTTAddrs()[0], "rot-1", "rot-1", oldTok)
 	d := tn.dial(1, "rot-1", ns, oldTok)
 
 	_, newTok, err := tn.reg.Rotate(t.Context(), "rot-1")

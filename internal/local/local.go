@@ -60,6 +60,7 @@ type Config struct {
 	Hubs          int
 	BlockInterval time.Duration
 	ResubmitAfter time.Duration
+	Guards        hub.Guards // what one client may cost a hub
 	Limits        event.Limits
 	Analyzers     analyze.Config // the first block's analyzer configuration, on a new chain
 	// Anchor, when set, timestamps the master's chain on Bitcoin; its Dir
@@ -168,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		}
 		h, err := hub.New(hub.Config{
 			ID: id, Key: keys[i], Ledger: hl, Registry: n.Registry, Bus: b,
-			MQTTAddr: hubAddr(cfg.MQTTAddr, i), MQTTSAddr: hubAddr(cfg.MQTTSAddr, i), TLS: cfg.mqttTLS(), ResubmitAfter: cfg.ResubmitAfter, Log: cfg.Log,
+			MQTTAddr: hubAddr(cfg.MQTTAddr, i), MQTTSAddr: hubAddr(cfg.MQTTSAddr, i), TLS: cfg.mqttTLS(), ResubmitAfter: cfg.ResubmitAfter, Guards: cfg.Guards, Log: cfg.Log,
 			Metrics: n.Metrics.Hub(id),
 		})
 		if err != nil {
@@ -232,6 +233,7 @@ func (n *Network) serveHTTP(ctx context.Context, ml *ledger.Ledger) error {
 	devices := registry.NewHandler(n.Registry, registry.OperatorAuth(n.Token))
 	mux.Handle("/v1/devices", devices)
 	mux.Handle("/v1/devices/", devices)
+	mux.Handle("/v1/limits", devices)
 	// Metrics carry counts, heights and durations, never event contents,
 	// device ids or namespaces: public, like block headers.
 	mux.Handle("GET /metrics", n.Metrics.Handler())

@@ -58,6 +58,7 @@ var actions = map[string]bool{"deactivate": true, "reactivate": true, "revoke": 
 //	POST /v1/devices/{uid}/rotate           -> device + "token"
 //	POST /v1/auth                           {"device_uid","token"} -> device (see auth.go)
 //	POST /v1/auth/certificate               {"device_uid"} -> device, for a hub admitting it by its client certificate
+//	POST /v1/limits                         {"device_uid" or "namespace", "max_rate", "max_bytes_rate"} (see limits.go)
 //
 // Errors are {"error":"..."} with 400 (malformed request), 401, 403 (a
 // login by an inactive or revoked device), 404 (no such device), 409 (device
@@ -74,12 +75,14 @@ func NewHandler(r *Registry, authorize func(*http.Request) bool) http.Handler {
 	mux.HandleFunc("POST /v1/devices/{uid}/rotate", h.rotate)
 	mux.HandleFunc("POST /v1/auth", h.auth)
 	mux.HandleFunc("POST /v1/auth/certificate", h.certificateDevice)
+	mux.HandleFunc("POST /v1/limits", h.setLimits)
 	// Method-less patterns catch what the routes above do not, so that
 	// every answer, 404 and 405 included, is JSON.
 	mux.HandleFunc("/v1/devices", methodNotAllowed("GET, POST"))
 	mux.HandleFunc("/v1/devices/{uid}", methodNotAllowed("GET"))
 	mux.HandleFunc("/v1/auth", methodNotAllowed("POST"))
 	mux.HandleFunc("/v1/auth/certificate", methodNotAllowed("POST"))
+	mux.HandleFunc("/v1/limits", methodNotAllowed("POST"))
 	mux.HandleFunc("/v1/devices/{uid}/{action}", func(w http.ResponseWriter, req *http.Request) {
 		if actions[req.PathValue("action")] {
 			methodNotAllowed("POST")(w, req)

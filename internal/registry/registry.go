@@ -53,6 +53,9 @@ type Device struct {
 	// RequireCert: the device must log in with a client certificate that
 	// names it (hubs with --tls-client-ca); its token alone is refused.
 	RequireCert bool `json:"require_cert,omitempty"`
+	// Limits are what the device may send to a hub, set for it or for
+	// its namespace (limits.go); zero fields leave the hubs' defaults.
+	Limits Limits `json:"limits,omitzero"`
 }
 
 // Change tells subscribers (hubs) a device's credentials or status changed:
@@ -154,7 +157,7 @@ func Open(path string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
-	if _, err := db.Exec(schema + readTokenSchema + nodeSchema); err != nil {
+	if _, err := db.Exec(schema + readTokenSchema + nodeSchema + limitsSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open registry: create schema: %w", err)
 	}
@@ -253,9 +256,13 @@ func get(ctx context.Context, q querier, uid string) (Device, error) {
 	return d, nil
 }
 
-// Get returns the device registered as uid.
+// Get returns the device registered as uid, with its limits.
 func (r *Registry) Get(ctx context.Context, uid string) (Device, error) {
-	return get(ctx, r.db, uid)
+	d, err := get(ctx, r.db, uid)
+	if err != nil {
+		return d, err
+	}
+	return r.withLimits(ctx, d)
 }
 
 // List returns devices matching f, ordered by uid. To page, pass the last
@@ -426,7 +433,7 @@ func (r *Registry) Authenticate(ctx context.Context, uid, token string) (Device,
 	}
 	switch d.Status {
 	case StatusActive:
-		return d, nil
+		return r.withLimits(ctx, d)
 	case StatusInactive:
 		return d, fmt.Errorf("authenticate device %q: %w", uid, ErrInactive)
 	case StatusRevoked:
