@@ -2,6 +2,7 @@ package hub
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,10 +207,11 @@ func (k *guardHook) ID() string { return "cissan-guards" }
 func (k *guardHook) Provides(b byte) bool { return b == mqtt.OnPacketRead || b == mqtt.OnConnect }
 
 // OnPacketRead refuses what this broker does not support before the broker
-// handles it: it would take a QoS 2 PUBLISH as QoS 1, and keep a retained
-// one. MQTT 5 (section 3.2.2.3.4 and .5) says a server that advertised
-// Maximum QoS 1 and Retain Available 0 answers them with DISCONNECT 0x9B
-// and 0x9A; an MQTT 3.1.1 client is disconnected.
+// handles it: it would take a QoS 2 PUBLISH as QoS 1, keep a retained one,
+// and drop one with a wildcard in its topic without a word. MQTT 5
+// (sections 3.2.2.3.4, 3.2.2.3.5 and 3.3.2.1) says a server that
+// advertised Maximum QoS 1 and Retain Available 0 answers them with
+// DISCONNECT 0x9B, 0x9A and 0x90; an MQTT 3.1.1 client is disconnected.
 func (k *guardHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return pk, nil
@@ -220,6 +222,14 @@ func (k *guardHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		code = packets.ErrQosNotSupported
 	case pk.FixedHeader.Retain:
 		code = packets.ErrRetainNotSupported
+	case strings.ContainsAny(pk.TopicName, "+#"):
+		code = packets.ErrTopicNameInvalid // MQTT 5, section 3.3.2.1: a malformed PUBLISH
+	case !mqtt.IsValidFilter(pk.TopicName, true):
+		// A topic the broker drops without a PUBACK ("$SYS/..."): the
+		// client would send it again for ever. Under a name the broker
+		// passes on, the hub refuses it as any other topic, 0x87.
+		pk.TopicName = "not-an-events-topic"
+		return pk, nil
 	default:
 		return pk, nil
 	}
