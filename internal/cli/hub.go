@@ -41,6 +41,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	minFree := addMinFreeDiskFlag(fs)
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	if err := parseRoleFlags(fs, env, args); err != nil {
 		return err
@@ -103,7 +104,11 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Token: tok}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
-	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id)})
+	disk, err := watchDisk(*dataDir, minFree, log, mets, *id)
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, Log: log, Metrics: mets.Hub(*id), Disk: disk})
 	if err != nil {
 		return err
 	}
@@ -119,6 +124,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w (change --mqtt-addr)", err)
 	}
 	run(func() { _ = b.ConsumeBlocks(ctx, *id, h.HandleBlock) })
+	run(func() { disk.Run(ctx) })
 	run(func() { _ = b.ConsumeValidations(ctx, *id, h.HandleValidation) })
 	run(func() {
 		_ = b.ConsumeDeviceChanges(ctx, *id, func(uid string) {
@@ -143,7 +149,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
 		stop, err := serveWithExplorer(ctx, *httpAddr, mux, run, explorer.Config{Ledger: led, Access: resolve, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
-				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
+				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize(), "disk": disk.Status()}}}
 			}})
 		if err != nil {
 			return err

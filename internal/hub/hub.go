@@ -52,6 +52,7 @@ type Config struct {
 	Log           *slog.Logger
 	Now           func() time.Time
 	Metrics       *metrics.HubMetrics // nil records nothing
+	Disk          DiskGuard           // nil: never refuse for lack of disk space
 }
 
 // Stats are counters for status pages and metrics.

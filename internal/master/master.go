@@ -55,6 +55,7 @@ type Config struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Metrics   *metrics.MasterMetrics // nil records nothing
+	Disk      DiskGuard              // nil: never pause for lack of disk space
 }
 
 // Master is a running master node.
@@ -144,6 +145,9 @@ func (m *Master) Pending(uid string) bool {
 // logged with the same content is a resubmission and is accepted without
 // effect; one with other content is refused.
 func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, error) {
+	if err := m.diskRefusal(b); err != nil {
+		return nil, err
+	}
 	net := m.led.Network()
 	hub := net.Hub(b.HubID)
 	if hub == nil {
@@ -300,12 +304,16 @@ func (m *Master) persist(fresh []pooled, raws [][]byte) error {
 func (m *Master) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.BlockInterval)
 	defer t.Stop()
+	var paused bool
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-m.full:
+		}
+		if m.mintPaused(&paused) {
+			continue
 		}
 		if _, err := m.Mint(ctx); err != nil {
 			m.log.Error("mint", "err", err)

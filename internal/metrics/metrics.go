@@ -34,10 +34,11 @@ const (
 	ReasonUIDConflict   = "uid_conflict"   // 0x83: uid already used by another event
 	ReasonStoreError    = "store_error"    // 0x80: the pool could not be written or read
 	ReasonShuttingDown  = "shutting_down"  // 0x80: the hub stopped while the event waited
+	ReasonDiskLow       = "disk_low"       // 0x97: the hub's free disk space is below its threshold
 	ReasonOther         = "other"
 )
 
-var reasons = []string{ReasonNotAuthorized, ReasonBadPayload, ReasonUIDConflict, ReasonStoreError, ReasonShuttingDown}
+var reasons = []string{ReasonNotAuthorized, ReasonBadPayload, ReasonUIDConflict, ReasonStoreError, ReasonShuttingDown, ReasonDiskLow}
 
 // Verdicts of a hub's block validation, as chain.Verdict spells them.
 const (
