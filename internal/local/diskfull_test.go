@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +300,61 @@ func fillTo(t *testing.T, path string, more func() bool) {
 		if _, err := f.Write(buf); err != nil {
 			t.Fatalf("fill: %v", err)
 		}
+	}
+}
+
+// TestLowDiskRefusalsWithInjectedFreeSpace drives the free-space check
+// with an injected reading, without root: below the threshold a device's
+// event is refused with 0x97 and a reason naming the hub's disk, and not
+// stored; once the reading is back above it,
+// the same device's next event is acknowledged and becomes final, with
+// nothing restarted.
+func TestLowDiskRefusalsWithInjectedFreeSpace(t *testing.T) {
+	var freeBytes atomic.Uint64
+	freeBytes.Store(1 << 30)
+	dir := t.TempDir()
+	n, err := local.Start(t.Context(), local.Config{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Hubs: 1,
+		BlockInterval: blockInterval, ResubmitAfter: 2 * time.Second, Limits: event.DefaultLimits(),
+		Disk: local.DiskConfig{MinFree: 100 << 20, Interval: time.Hour, Free: func(string) (uint64, error) { return freeBytes.Load(), nil }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	tn := &testNet{Network: n, t: t, dir: dir, reg: &registry.Client{BaseURL: n.APIURL, Token: n.Token}}
+	tok := tn.register("low-dev", "acme/disk")
+	c, _ := dialWatched(t, n.MQTTAddrs()[0], "low-dev", "low-dev", tok)
+	p := &publisher{c: c, dev: "low-dev", ns: "acme/disk"}
+
+	freeBytes.Store(10 << 20)
+	for _, node := range []string{"master", "hub-1"} {
+		if !n.Disk(node).Check() {
+			t.Fatalf("%s: 10MiB free below 100MiB is not low", node)
+		}
+	}
+	if code := p.publish(t, 1); code != 0x97 {
+		t.Fatalf("event on a low disk: reason code 0x%02x, want 0x97", code)
+	}
+	if n.Hubs[0].PoolSize() != 0 {
+		t.Fatal("a refused event was pooled")
+	}
+	nodes := fmt.Sprint(tn.status()["nodes"])
+	if !strings.Contains(nodes, "low:true") || !strings.Contains(nodes, "free_bytes:10485760") {
+		t.Fatalf("GET /v1/status does not report the low disk: %s", nodes)
+	}
+
+	freeBytes.Store(1 << 30)
+	for _, node := range []string{"master", "hub-1"} {
+		if n.Disk(node).Check() {
+			t.Fatalf("%s: still low with 1GiB free", node)
+		}
+	}
+	if code := p.publish(t, 2); code != 0 {
+		t.Fatalf("event after space returned: reason code 0x%02x, want 0x00", code)
+	}
+	tn.waitFinal(p.acked[0])
+	if _, code := tn.event(p.lowRef[0]); code != http.StatusNotFound {
+		t.Fatalf("refused event %s: GET answers %d, want 404", p.lowRef[0], code)
 	}
 }

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync/atomic"
 )
@@ -20,6 +22,9 @@ type failure struct {
 	err  atomic.Pointer[error]
 	log  *slog.Logger
 	done chan struct{} // closed at the failure
+	// wedged: Pebble was stopped in the middle of a write (see
+	// pebbleLogger and Store.write) and its databases cannot be closed.
+	wedged atomic.Bool
 }
 
 func newFailure(log *slog.Logger) *failure { return &failure{log: log, done: make(chan struct{})} }
@@ -61,13 +66,22 @@ func (e *failedError) Unwrap() []error {
 
 // pebbleLogger is the Logger of a store's Pebble databases. Pebble calls
 // Fatalf for states it does not recover from and expects the process to
-// end. Two of them are failed writes, not bugs: a write-ahead log that
-// could not be written ("pebble: fatal commit error", after which the
-// commit returns as if it had succeeded) and a MANIFEST that could not be
-// (in a flush or a compaction, on a goroutine of Pebble's own). For those
-// Fatalf records the store's failure and returns, so that the process
-// lives on and every write, this one included (see Store.write), fails
-// with ErrFailed. Anything else is a broken invariant, and panics.
+// end. Two of them are failed writes, not bugs, and Fatalf records them as
+// the store's failure so that the process lives on and every write fails
+// with ErrFailed (see Store.write):
+//
+//   - A write-ahead log that could not be written ("pebble: fatal commit
+//     error", in the goroutine of the commit, which then returns as if it
+//     had succeeded): Fatalf returns, and Store.write reports the failure.
+//   - A MANIFEST that could not be written, in a flush or a compaction on
+//     a goroutine of Pebble's own: if Fatalf returned, Pebble would retry
+//     the flush at once, forever, from a state it does not expect (with
+//     its invariants checked, it panics). Fatalf ends that goroutine
+//     instead (runtime.Goexit, which releases Pebble's locks on the way
+//     out), and the store's databases are left open until the process
+//     ends: Pebble would wait for the ended flush to close them.
+//
+// Anything else is a broken invariant, and panics.
 type pebbleLogger struct{ f *failure }
 
 func (pebbleLogger) Infof(string, ...any)  {}
@@ -84,7 +98,23 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 			cause = err
 		}
 	}
+	// Wedged before failed: whoever sees the failure must see this too.
+	stop := strings.HasPrefix(msg, "MANIFEST") && inBackgroundJob()
+	if stop {
+		l.f.wedged.Store(true)
+	}
 	l.f.set(&failedError{msg: msg, cause: cause})
+	if stop {
+		runtime.Goexit()
+	}
+}
+
+// inBackgroundJob reports whether the caller runs in one of Pebble's
+// flush or compaction goroutines.
+func inBackgroundJob() bool {
+	buf := make([]byte, 64<<10)
+	st := buf[:runtime.Stack(buf, false)]
+	return bytes.Contains(st, []byte("pebble.(*DB).flush(")) || bytes.Contains(st, []byte("pebble.(*DB).compact("))
 }
 
 // write runs one Pebble write of the store and returns its error, or the
@@ -103,7 +133,7 @@ func (s *Store) write(fn func() error) (err error) {
 			if !ok {
 				panic(r)
 			}
-			s.wedged.Store(true)
+			s.fail.wedged.Store(true)
 			s.fail.set(&failedError{msg: cause.Error(), cause: cause})
 			err = s.fail.get()
 		}

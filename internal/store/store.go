@@ -52,7 +52,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -75,8 +74,7 @@ type Store struct {
 	// had a database of its own, or a test's oneDatabase store).
 	pool     *pebble.DB
 	readOnly bool
-	fail     *failure    // shared by the databases' loggers
-	wedged   atomic.Bool // Pebble panicked in a write, holding its locks
+	fail     *failure // shared by the databases' loggers
 }
 
 // Options tune Open; the zero value is the production default.
@@ -407,13 +405,14 @@ const poolMemTableBytes = 16 << 20
 // replay, and the directory holds only what the store keeps.
 //
 // A failed store (see ErrFailed) is not flushed, which would write its log
-// again; Close returns its failure. If Pebble panicked in the failed write,
-// it held its locks and its databases are left open: closing them would
-// wait for those locks forever.
+// again; Close returns its failure. If Pebble was stopped in the middle of
+// the failed write (see pebbleLogger), its databases are left open:
+// closing them would wait forever for locks it holds or a flush that
+// ended.
 func (s *Store) Close() error {
 	var errs []error
 	for _, db := range s.dbs() {
-		if s.wedged.Load() {
+		if s.fail.wedged.Load() {
 			break
 		}
 		if !s.readOnly && s.fail.get() == nil {
@@ -421,7 +420,7 @@ func (s *Store) Close() error {
 				errs = append(errs, fmt.Errorf("flush store: %w", err))
 			}
 		}
-		if s.wedged.Load() {
+		if s.fail.wedged.Load() {
 			break
 		}
 		errs = append(errs, db.Close())
