@@ -8,11 +8,12 @@ import (
 	"cissan/internal/metrics"
 )
 
-// addMinFreeDiskFlag defines --min-free-disk. The default, 512 MiB, is the
-// room a node keeps for work it has already accepted once it refuses new
-// events: flushing its memtables (up to about 100 MiB per node), a
-// compaction's output before the tables it replaces are deleted, and the
-// index; RabbitMQ's disk_free_limit serves the same purpose.
+// addMinFreeDiskFlag defines --min-free-disk, by default
+// diskspace.DefaultMin (512 MiB): the room a node keeps, once it refuses
+// new events, for what it has already accepted, mostly the 17.6 MiB
+// write-ahead logs Pebble starts for each of its databases (see
+// docs/operations.md, "Disk space"); RabbitMQ's disk_free_limit serves
+// the same purpose.
 func addMinFreeDiskFlag(fs *flag.FlagSet) *diskspace.Size {
 	s := diskspace.Size(diskspace.DefaultMin)
 	fs.Var(&s, "min-free-disk", "refuse new events (PUBACK 0x97) and pause minting while the data dir's filesystem has less free space than this: 512MiB, 1GiB, ... (0: never)")

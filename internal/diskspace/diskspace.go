@@ -32,10 +32,12 @@ import (
 var ErrLow = errors.New("disk space low")
 
 // DefaultMin is the threshold nodes use unless configured: room, beyond
-// what is accepted, for a node's memtables to be flushed (three Pebble
-// databases with two 16 MiB memtables each), for a compaction's output
-// before the tables it replaces are deleted, and for the index, for the
-// three nodes `cissan up` keeps on one disk.
+// what is accepted, for what a node still writes. Most of it is Pebble's
+// write-ahead logs: each of a node's three databases reserves 17.6 MiB
+// (110% of its memtable) for every log it starts, at each memtable
+// rotation and at the flush of a shutdown; then the tables a flush or
+// compaction writes before it deletes the ones they replace, and the
+// index; for the three nodes `cissan up` keeps on one disk.
 const DefaultMin = 512 << 20
 
 // DefaultInterval is how often a Watcher reads the free space.
