@@ -45,6 +45,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	httpAddr := fs.String("http-addr", "", "optional HTTP API of this hub's chain copy (empty: none)")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	minFree := addMinFreeDiskFlag(fs)
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	tlsOpts := addServeTLSFlags(fs, true)
 	registryCA := fs.String("registry-cacert", "", "PEM CA certificate(s) of an https:// --registry-url signed by a private CA")
@@ -120,7 +121,12 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	creds := registry.NewCache(&registry.Client{BaseURL: *registryURL, Node: signer, HTTP: regHTTP}, *credTTL)
 	creds.Log = log
 	mets := metrics.New()
-	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS.MQTT(), Guards: *guards, Log: log, Metrics: mets.Hub(*id)})
+	disk, err := watchDisk(*dataDir, minFree, log, mets, *id)
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Config{ID: *id, Key: key, Ledger: led, Registry: creds, Bus: b, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(),
+		TLS: srvTLS.MQTT(), Guards: *guards, Log: log, Metrics: mets.Hub(*id), Disk: disk})
 	if err != nil {
 		return err
 	}
@@ -136,6 +142,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%w (change --mqtt-addr)", err)
 	}
 	run(func() { _ = b.ConsumeBlocks(ctx, *id, h.HandleBlock) })
+	run(func() { disk.Run(ctx) })
 	run(func() { _ = b.ConsumeValidations(ctx, *id, h.HandleValidation) })
 	run(func() {
 		_ = b.ConsumeDeviceChanges(ctx, *id, func(uid string) {
@@ -161,7 +168,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		api.Handler(api.Config{Ledger: led, Pending: h.Pending, Authorize: registry.OperatorAuth(token), Access: resolve, Log: log}, mux)
 		stop, err := serveWithExplorer(ctx, *httpAddr, srvTLS, mux, run, explorer.Config{Ledger: led, Access: resolve, Sessions: sessions, Metrics: mets, Pending: h.Pending, Log: log,
 			Status: func(context.Context) map[string]any {
-				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize()}}}
+				return map[string]any{"nodes": []map[string]any{{"id": *id, "role": "hub", "height": led.Height(), "pool": h.PoolSize(), "disk": disk.Status()}}}
 			}})
 		if err != nil {
 			return err

@@ -70,6 +70,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	interval := fs.Duration("block-interval", time.Second, "time between blocks")
 	analyzersFile := fs.String("analyzers", "", "analyzer configuration JSON for a new chain's first block (default: the range rules of cissan up)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	minFree := addMinFreeDiskFlag(fs)
 	amqpTLS := config.AddTLSFlags(fs, "amqp", "RabbitMQ")
 	var hubs hubFlags
 	fs.Var(&hubs, "hub", "a hub allowed to submit and validate, as id=PUBLIC_KEY_HEX (repeatable; fixed when network.json is created)")
@@ -140,7 +141,11 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	}
 	defer b.Close()
 	mets := metrics.New()
-	m, err := master.New(master.Config{Ledger: led, Key: key, Bus: b, BlockInterval: *interval, Log: log.With("node", "master"), Analyzers: &initial, Metrics: mets.Master()})
+	disk, err := watchDisk(*dataDir, minFree, log, mets, "master")
+	if err != nil {
+		return err
+	}
+	m, err := master.New(master.Config{Ledger: led, Key: key, Bus: b, BlockInterval: *interval, Log: log.With("node", "master"), Analyzers: &initial, Metrics: mets.Master(), Disk: disk})
 	if err != nil {
 		return err
 	}
@@ -155,6 +160,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
 	run(func() { _ = b.ConsumeValidations(ctx, bus.MasterNode, m.HandleValidation) })
+	run(func() { disk.Run(ctx) })
 	mux := http.NewServeMux()
 	mets.GaugeFunc("cissan_chain_height", "Blocks in the node's chain.", map[string]string{"node": "master"}, func() float64 { return float64(led.Height()) })
 	mets.GaugeFunc("cissan_indexed_height", "Blocks the node has indexed for search; the index trails the chain by the time it takes to index a block.", map[string]string{"node": "master"}, func() float64 { return float64(led.IndexedHeight()) })
@@ -183,7 +189,7 @@ func runMaster(ctx context.Context, env Env, args []string) error {
 		Ledger: led, Pending: m.Pending, Authorize: registry.OperatorAuth(token), Operator: registry.OperatorAuth(token),
 		Access: resolve, Master: m, Log: log,
 		Status: func(context.Context) map[string]any {
-			out := map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize()}}}
+			out := map[string]any{"nodes": []map[string]any{{"id": "master", "role": "master", "height": led.Height(), "pool": m.PoolSize(), "disk": disk.Status()}}}
 			if anc != nil {
 				out["anchor"] = anc.Status()
 			}

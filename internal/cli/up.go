@@ -46,6 +46,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	interval := fs.Duration("block-interval", time.Second, "time between blocks")
 	maxPayload := fs.Int("max-payload", event.DefaultLimits().MaxPayload, "largest event payload accepted, in bytes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	minFree := addMinFreeDiskFlag(fs)
 	var rules rangeFlags
 	fs.Var(&rules, "range", "range rule [org/group:]key=min:max tagging out_of_range values (repeatable; default temperature=-40:85 and humidity=0:100)")
 	analyzersFile := fs.String("analyzers", "", "analyzer configuration JSON for a new chain's first block (see docs/analyzers.md); instead of --range")
@@ -83,6 +84,7 @@ func runUp(ctx context.Context, env Env, args []string) error {
 	n, err := local.Start(ctx, local.Config{
 		DataDir: *dataDir, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTSAddr: tlsOpts.mqttsAddr(), TLS: srvTLS, Hubs: *hubs,
 		BlockInterval: *interval, Limits: lim, Analyzers: initial, Anchor: anc, Guards: *guards, Log: log,
+		Disk: local.DiskConfig{MinFree: uint64(*minFree)},
 	})
 	if err != nil {
 		return err

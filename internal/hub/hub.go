@@ -57,6 +57,7 @@ type Config struct {
 	Log           *slog.Logger
 	Now           func() time.Time
 	Metrics       *metrics.HubMetrics // nil records nothing
+	Disk          DiskGuard           // nil: never refuse for lack of disk space
 	// Guards bound what one client may cost the hub (guard.go).
 	Guards Guards
 }

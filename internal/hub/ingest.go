@@ -257,6 +257,9 @@ func (h *Hub) refused(cl *mqtt.Client, err error) packets.Code {
 // rejectReason names a refusal for metrics. Code 0x80 covers both a
 // store that failed and a hub that stopped while the event waited.
 func (h *Hub) rejectReason(code packets.Code) string {
+	if isDiskRefusal(code) {
+		return metrics.ReasonDiskLow
+	}
 	switch code.Code {
 	case codeNotAuthorized:
 		return metrics.ReasonNotAuthorized
@@ -301,6 +304,9 @@ func (h *Hub) admit(cl *mqtt.Client, pk packets.Packet) (*commitReq, error) {
 	d, ok := h.device(cl)
 	if !ok {
 		return nil, refuse(codeNotAuthorized, "device is not logged in or was deactivated")
+	}
+	if err := h.diskRefusal(); err != nil { // disk.go
+		return nil, err
 	}
 	if err := h.spend(d.UID, len(pk.Payload)); err != nil { // guard.go
 		return nil, err

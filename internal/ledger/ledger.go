@@ -95,7 +95,7 @@ func IndexPath(dir string) string { return filepath.Join(dir, "index.db") }
 // Open opens (or creates) the ledger in c.Dir, rebuilds the head state from
 // the store, replays analyzer state and brings the index level.
 func Open(ctx context.Context, c Config) (*Ledger, error) {
-	st, err := store.Open(StorePath(c.Dir), store.Options{})
+	st, err := store.Open(StorePath(c.Dir), store.Options{Log: c.Log})
 	if err != nil {
 		return nil, err
 	}

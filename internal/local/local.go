@@ -34,6 +34,7 @@ import (
 	"cissan/internal/api"
 	"cissan/internal/bus"
 	"cissan/internal/chain"
+	"cissan/internal/diskspace"
 	"cissan/internal/event"
 	"cissan/internal/explorer"
 	"cissan/internal/httpserver"
@@ -67,6 +68,7 @@ type Config struct {
 	// and Chain are filled in here (the master's).
 	Anchor *anchor.Config
 	Log    *slog.Logger
+	Disk   DiskConfig // free-space threshold of every node; see disk.go
 }
 
 // Network is a running one-process network.
@@ -79,6 +81,7 @@ type Network struct {
 	APIURL   string
 	Metrics  *metrics.Metrics // served at GET /metrics
 	Anchor   *anchor.Service  // nil when anchoring is off
+	disks    map[string]*diskspace.Watcher
 
 	cfg      Config
 	ledgers  []*ledger.Ledger
@@ -151,9 +154,13 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 	if err != nil {
 		return nil, err
 	}
+	mdisk, err := n.watchDisk(ctx, "master", filepath.Join(cfg.DataDir, "master"))
+	if err != nil {
+		return nil, err
+	}
 	if n.Master, err = master.New(master.Config{
 		Ledger: ml, Key: masterKey, Bus: b, BlockInterval: cfg.BlockInterval, Log: cfg.Log.With("node", "master"),
-		Analyzers: &cfg.Analyzers, Metrics: n.Metrics.Master(),
+		Analyzers: &cfg.Analyzers, Metrics: n.Metrics.Master(), Disk: mdisk,
 	}); err != nil {
 		return nil, err
 	}
@@ -167,10 +174,14 @@ func Start(ctx context.Context, cfg Config) (n *Network, err error) {
 		if err != nil {
 			return nil, err
 		}
+		hdisk, err := n.watchDisk(ctx, id, filepath.Join(cfg.DataDir, id))
+		if err != nil {
+			return nil, err
+		}
 		h, err := hub.New(hub.Config{
 			ID: id, Key: keys[i], Ledger: hl, Registry: n.Registry, Bus: b,
 			MQTTAddr: hubAddr(cfg.MQTTAddr, i), MQTTSAddr: hubAddr(cfg.MQTTSAddr, i), TLS: cfg.mqttTLS(), ResubmitAfter: cfg.ResubmitAfter, Guards: cfg.Guards, Log: cfg.Log,
-			Metrics: n.Metrics.Hub(id),
+			Metrics: n.Metrics.Hub(id), Disk: hdisk,
 		})
 		if err != nil {
 			return nil, err
@@ -346,6 +357,7 @@ func (n *Network) status(ctx context.Context) map[string]any {
 			"blocks_validated": s.Validated.Load(), "blocks_rejected": s.BadBlocks.Load(),
 		})
 	}
+	n.addDiskStatus(nodes)
 	out := map[string]any{"nodes": nodes}
 	if c, err := n.Registry.Counts(ctx); err == nil {
 		out["devices"] = c

