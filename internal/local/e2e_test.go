@@ -132,6 +132,18 @@ func (tn *testNet) register(uid, namespace string) string {
 // answer into out (if not nil) and returns the status code.
 func (tn *testNet) get(path string, out any) int {
 	tn.t.Helper()
+	code, body := tn.fetch(path)
+	if code == http.StatusOK && out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			tn.t.Fatalf("GET %s: decode %s: %v", path, body, err)
+		}
+	}
+	return code
+}
+
+// fetch GETs path from the API with the operator token.
+func (tn *testNet) fetch(path string) (int, []byte) {
+	tn.t.Helper()
 	req, err := http.NewRequestWithContext(tn.t.Context(), http.MethodGet, tn.APIURL+path, nil)
 	if err != nil {
 		tn.t.Fatal(err)
@@ -146,12 +158,7 @@ func (tn *testNet) get(path string, out any) int {
 	if err != nil {
 		tn.t.Fatalf("GET %s: %v", path, err)
 	}
-	if resp.StatusCode == http.StatusOK && out != nil {
-		if err := json.Unmarshal(body, out); err != nil {
-			tn.t.Fatalf("GET %s: decode %s: %v", path, body, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, body
 }
 
 // mustGet is get that fails the test on any answer but 200.

@@ -183,20 +183,11 @@ func (tn *testNet) waitFinalOf(uid, device string, version int) api.EventJSON {
 // getAny is get that decodes the answer whatever its status.
 func (tn *testNet) getAny(path string, out any) int {
 	tn.t.Helper()
-	req, err := http.NewRequestWithContext(tn.t.Context(), http.MethodGet, tn.APIURL+path, nil)
-	if err != nil {
-		tn.t.Fatal(err)
+	code, body := tn.fetch(path)
+	if err := json.Unmarshal(body, out); err != nil {
+		tn.t.Fatalf("GET %s: decode %s: %v", path, body, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+tn.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tn.t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		tn.t.Fatalf("GET %s: decode: %v", path, err)
-	}
-	return resp.StatusCode
+	return code
 }
 
 // verifyData closes the network and runs `cissan verify data` on its
