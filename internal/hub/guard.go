@@ -193,9 +193,9 @@ func (h *Hub) spend(uid string, size int) error {
 }
 
 // guardHook enforces the MQTT 5 rules the broker leaves to its hooks and
-// the guards that apply before a login: QoS 2 and retained PUBLISHes end
-// the connection, the client id must be the login, keep-alive is bounded,
-// and an address or username that failed too often waits.
+// the guards that apply before a login: QoS 2, retained and wildcard
+// PUBLISHes end the connection, the client id must be the login,
+// keep-alive is bounded, and an address that failed too often waits.
 type guardHook struct {
 	mqtt.HookBase
 	h *Hub
@@ -256,7 +256,7 @@ func (k *guardHook) disconnect(cl *mqtt.Client, code packets.Code) {
 func (k *guardHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h := k.h
 	addr, user := remoteHost(cl), string(pk.Connect.Username)
-	if h.logins.throttled(addr, user, h.cfg.Now()) {
+	if h.logins.throttled(addr, h.cfg.Now()) {
 		code := packets.ErrConnectionRateExceeded
 		if cl.Properties.ProtocolVersion < 5 {
 			code = packets.ErrServerUnavailable

@@ -37,7 +37,7 @@ func TestLoginGuard(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	first := g.failed("10.0.0.1", "a", t0)
 	for i := range 2 {
-		if g.throttled("10.0.0.1", "a", t0) {
+		if g.throttled("10.0.0.1", t0) {
 			t.Fatalf("throttled after %d failures of 3", i+1)
 		}
 		if g.failed("10.0.0.1", "b", t0.Add(time.Second)) {
@@ -47,13 +47,13 @@ func TestLoginGuard(t *testing.T) {
 	if !first {
 		t.Fatal("the first failure of a window is not reported as such")
 	}
-	if !g.throttled("10.0.0.1", "", t0.Add(30*time.Second)) {
+	if !g.throttled("10.0.0.1", t0.Add(30*time.Second)) {
 		t.Fatal("not throttled at the limit")
 	}
-	if g.throttled("10.0.0.2", "", t0) {
+	if g.throttled("10.0.0.2", t0) {
 		t.Fatal("another address is throttled")
 	}
-	if g.throttled("10.0.0.1", "", t0.Add(time.Minute)) {
+	if g.throttled("10.0.0.1", t0.Add(time.Minute)) {
 		t.Fatal("still throttled once the window ended")
 	}
 	out := logs.String()

@@ -42,7 +42,7 @@ func newLoginGuard(limit int, window time.Duration, log *slog.Logger) *loginGuar
 }
 
 // throttled reports whether addr is refused for now.
-func (g *loginGuard) throttled(addr, _ string, now time.Time) bool {
+func (g *loginGuard) throttled(addr string, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.current(addr, now)
