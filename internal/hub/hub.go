@@ -94,8 +94,9 @@ type Hub struct {
 
 	blockMu sync.Mutex // blocks are validated one at a time
 
-	ctx   context.Context // from Start; ends the loops and pending ingests
-	loops sync.WaitGroup
+	ctx       context.Context // from Start; ends the loops and pending ingests
+	loops     sync.WaitGroup
+	closeOnce sync.Once
 
 	acks     sync.Map // *mqtt.Client -> *ackQueue
 	unsentMu sync.Mutex
@@ -210,7 +211,10 @@ func (h *Hub) Start(ctx context.Context) error {
 func (h *Hub) Close() error {
 	var err error
 	if h.mqtt != nil {
-		err = h.mqtt.Close()
+		h.closeOnce.Do(func() {
+			h.mqtt.Listeners.ClientsWg.Done() // the hold startMQTT took
+			err = h.mqtt.Close()
+		})
 	}
 	h.loops.Wait()
 	return err

@@ -53,7 +53,15 @@ func (h *Hub) startMQTT() error {
 	if err := s.AddHook(&hook{h: h}, nil); err != nil {
 		return fmt.Errorf("hub %s: mqtt hook: %w", h.cfg.ID, err)
 	}
+	// The broker counts its connections in a WaitGroup that each one
+	// adds to when it is accepted, and that Close waits for: a connection
+	// accepted while none is open adds to a zero count, concurrently with
+	// a later Close, which the race detector reports (and Go's WaitGroup
+	// forbids). Holding one count from here until Close keeps it above
+	// zero while the broker serves.
+	s.Listeners.ClientsWg.Add(1)
 	if err := h.addListeners(s); err != nil { // listen.go: plain and TLS
+		s.Listeners.ClientsWg.Done()
 		return err
 	}
 	if err := s.Serve(); err != nil {
