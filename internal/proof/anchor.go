@@ -3,7 +3,6 @@ package proof
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -58,17 +57,15 @@ type AnchorResult struct {
 // verifyAnchor checks a's claims for the block with header h and hash
 // blockHash, each step as SPEC.md section 11 gives it.
 func verifyAnchor(raw json.RawMessage, h *chain.Header, blockHash chain.Hash, r *Result) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var a Anchor
-	if err := dec.Decode(&a); err != nil {
+	if err := strictJSON(raw, &a); err != nil {
 		return invalid("anchor", "%v", err)
 	}
 	ar := &AnchorResult{}
 
-	ab, err := hex.DecodeString(a.AnchoredHeader)
+	ab, err := lowerHex(a.AnchoredHeader)
 	if err != nil {
-		return invalid("anchor history", "anchored_header: not hex: %v", err)
+		return invalid("anchor history", "anchored_header: %v", err)
 	}
 	ah, err := chain.DecodeHeader(ab)
 	if err != nil {
@@ -98,9 +95,9 @@ func verifyAnchor(raw json.RawMessage, h *chain.Header, blockHash chain.Hash, r 
 			h.Height, h.Height, ah.Height, ar.AnchoredHash, len(path))
 	}
 
-	txb, err := hex.DecodeString(a.Tx)
+	txb, err := lowerHex(a.Tx)
 	if err != nil {
-		return invalid("anchor transaction", "tx: not hex: %v", err)
+		return invalid("anchor transaction", "tx: %v", err)
 	}
 	if len(txb) == 64 {
 		// 64 bytes could be an inner node of the Merkle tree posing as a
@@ -120,9 +117,9 @@ func verifyAnchor(raw json.RawMessage, h *chain.Header, blockHash chain.Hash, r 
 	}
 	r.checked("Bitcoin transaction %s (%d bytes without witness) carries the anchored block hash in an OP_RETURN output", ar.TxID, len(txb))
 
-	hb, err := hex.DecodeString(a.BitcoinHeader)
+	hb, err := lowerHex(a.BitcoinHeader)
 	if err != nil {
-		return invalid("bitcoin header", "not hex: %v", err)
+		return invalid("bitcoin header", "%v", err)
 	}
 	bh, err := bitcoin.ParseHeader(hb)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -32,7 +31,7 @@ func OTS(b *Bundle) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ots: entry: %w", err)
 	}
-	hdr, err := hex.DecodeString(b.Header)
+	hdr, err := lowerHex(b.Header)
 	if err != nil || len(hdr) != chain.HeaderSize {
 		return nil, fmt.Errorf("ots: header: not %d bytes of hex", chain.HeaderSize)
 	}
@@ -48,7 +47,7 @@ func OTS(b *Bundle) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	anchored, err := hex.DecodeString(a.AnchoredHeader)
+	anchored, err := lowerHex(a.AnchoredHeader)
 	if err != nil || len(anchored) != chain.HeaderSize {
 		return nil, fmt.Errorf("ots: anchored_header: not %d bytes of hex", chain.HeaderSize)
 	}
@@ -56,11 +55,11 @@ func OTS(b *Bundle) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ots: anchored header: %w", err)
 	}
-	tx, err := hex.DecodeString(a.Tx)
+	tx, err := lowerHex(a.Tx)
 	if err != nil {
 		return nil, fmt.Errorf("ots: tx: %w", err)
 	}
-	btcHeader, err := hex.DecodeString(a.BitcoinHeader)
+	btcHeader, err := lowerHex(a.BitcoinHeader)
 	if err != nil {
 		return nil, fmt.Errorf("ots: bitcoin_header: %w", err)
 	}

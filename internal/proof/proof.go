@@ -39,9 +39,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"cissan/internal/chain"
 	"cissan/internal/event"
@@ -116,14 +117,27 @@ func ValidationFromJSON(j ValidationJSON) (chain.Validation, error) {
 	return v, nil
 }
 
-// decodeHex decodes s, which must hold exactly n bytes.
+// decodeHex decodes s, which must hold exactly n bytes in hex (lowerHex).
 func decodeHex(s string, n int) ([]byte, error) {
-	b, err := hex.DecodeString(s)
+	b, err := lowerHex(s)
 	if err != nil {
-		return nil, fmt.Errorf("not hex: %w", err)
+		return nil, err
 	}
 	if len(b) != n {
 		return nil, fmt.Errorf("%d bytes, want %d", len(b), n)
+	}
+	return b, nil
+}
+
+// lowerHex decodes lower-case hex, the one text bundles write for bytes:
+// a value with two texts could be read as two values.
+func lowerHex(s string) ([]byte, error) {
+	if i := strings.IndexAny(s, "ABCDEF"); i >= 0 {
+		return nil, fmt.Errorf("not lower-case hex (offset %d)", i)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not hex: %w", err)
 	}
 	return b, nil
 }
@@ -193,19 +207,25 @@ func BuildPath(network chain.NetworkID, hdr *chain.Header, sig, entry []byte, in
 	return b, nil
 }
 
-// Parse decodes a bundle from JSON, refusing unknown fields and trailing
-// data: a field this version does not know is a claim it cannot check.
+// Parse decodes a bundle from JSON strictly (strictJSON): two verifiers
+// must never read one file two ways.
 func Parse(data []byte) (*Bundle, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var b Bundle
-	if err := dec.Decode(&b); err != nil {
+	if err := strictJSON(data, &b); err != nil {
 		return nil, fmt.Errorf("proof bundle: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("proof bundle: trailing data after the JSON object")
-	}
 	return &b, nil
+}
+
+// strictJSON decodes exactly one JSON value into v and refuses what a
+// lenient parser would read one way and another parser another: a member
+// given twice (encoding/json keeps the last, others the first), a member
+// whose name matches a field only without regard to case, a member v does
+// not know (a claim this version cannot check), invalid UTF-8, and
+// anything after the value. It is JSON as the experimental encoding/json
+// v2 reads it by default, with unknown members refused.
+func strictJSON(data []byte, v any) error {
+	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
 }
 
 // ErrInvalid is wrapped by every Verify error for a bundle that does not
@@ -301,9 +321,9 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 	}
 	r.checked("network id %s matches network.json", id)
 
-	hb, err := hex.DecodeString(b.Header)
+	hb, err := lowerHex(b.Header)
 	if err != nil {
-		return nil, invalid("header", "not hex: %v", err)
+		return nil, invalid("header", "%v", err)
 	}
 	h, err := chain.DecodeHeader(hb)
 	if err != nil {
@@ -334,6 +354,11 @@ func Verify(b *Bundle, net *chain.Network) (*Result, error) {
 	}
 	r.checked("master signature over the block hash verifies under master key %x", []byte(net.MasterKey))
 
+	// Go's decoder skips line breaks, which RFC 4648 (section 3.3) says
+	// to refuse; so does every byte outside the alphabet.
+	if i := strings.IndexAny(b.Entry, "\r\n"); i >= 0 {
+		return nil, invalid("entry", "not padded standard base64: a line break at offset %d", i)
+	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(b.Entry)
 	if err != nil {
 		return nil, invalid("entry", "not padded standard base64: %v", err)
