@@ -1,6 +1,7 @@
 package explorer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -356,6 +357,29 @@ func TestBrowserProofDownloadsAndVerifies(t *testing.T) {
 		}
 		if field == "entry" {
 			screenshot(t, ctx, "verify-refused")
+		}
+	}
+
+	// What one reader could read one way and another another way is
+	// refused, as by cissan verify proof (SPEC.md, "One text per bundle").
+	sig := b["master_signature"].(string)
+	for _, c := range []struct {
+		name, why string
+		bad       []byte
+	}{
+		{"leaf_index twice", `member "leaf_index" twice`, bytes.Replace(raw, []byte(`{`), []byte(`{"leaf_index":0,`), 1)},
+		{"upper-case hex", "not lower-case hex", bytes.Replace(raw, []byte(sig), []byte(strings.ToUpper(sig)), 1)},
+		{"invalid UTF-8", "not valid UTF-8", bytes.Replace(raw, []byte(`"hub-1"`), []byte("\"hub-1\xff\""), 1)},
+	} {
+		if bytes.Equal(c.bad, raw) {
+			t.Fatalf("%s: the mutation changed nothing", c.name)
+		}
+		f := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".proof.json")
+		if err := os.WriteFile(f, c.bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if result, verdict, _ := verifyFile(t, ctx, tn.APIURL, f); result != "invalid" || !strings.Contains(verdict, c.why) {
+			t.Errorf("%s: verdict %s %q, want refused saying %q", c.name, result, verdict, c.why)
 		}
 	}
 

@@ -14,7 +14,7 @@
 
   const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   function fromHex(check, what, s, n) {
-    if (typeof s !== 'string' || s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) fail(check, `${what}: not hex`);
+    if (typeof s !== 'string' || s.length % 2 !== 0 || !/^[0-9a-f]*$/.test(s)) fail(check, `${what}: not lower-case hex`);
     const b = new Uint8Array(s.length / 2);
     for (let i = 0; i < b.length; i++) b[i] = parseInt(s.substr(2 * i, 2), 16);
     if (n !== undefined && b.length !== n) fail(check, `${what}: ${b.length} bytes, want ${n}`);
@@ -378,16 +378,50 @@
   }
 
   // --- the page ---
+  // A file's text, which must be valid UTF-8: decoding with replacement
+  // would verify other bytes than the file holds.
   const readFile = (input) => new Promise((resolve, reject) => {
     const f = input.files && input.files[0];
     if (!f) { resolve(undefined); return; }
     const r = new FileReader();
-    r.onload = () => resolve(r.result);
+    r.onload = () => {
+      try { resolve(new TextDecoder('utf-8', { fatal: true }).decode(r.result)); } catch { reject(new CheckFailed('version', `${f.name} is not valid UTF-8`)); }
+    };
     r.onerror = () => reject(r.error);
-    r.readAsText(f);
+    r.readAsArrayBuffer(f);
   });
   function parseJSON(check, text, what) {
-    try { return JSON.parse(text); } catch (e) { return fail(check, `${what} is not JSON: ${e.message}`); }
+    let v;
+    try { v = JSON.parse(text); } catch (e) { return fail(check, `${what} is not JSON: ${e.message}`); }
+    const dup = duplicateMember(text);
+    if (dup !== undefined) fail(check, `${what} gives member "${dup}" twice in one object`);
+    return v;
+  }
+  // duplicateMember returns a member name given twice in one object of the
+  // JSON text (valid JSON), at any depth: JSON.parse keeps the last, other
+  // parsers the first, and two verifiers must never read one file two ways.
+  function duplicateMember(text) {
+    const open = []; // per open object a Set of its names, per array null
+    let name = false; // the next string is a member name
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (c === '"') {
+        let j = i + 1;
+        for (; text[j] !== '"'; j++) if (text[j] === '\\') j++;
+        const names = open[open.length - 1];
+        if (name && names) {
+          const k = JSON.parse(text.slice(i, j + 1));
+          if (names.has(k)) return k;
+          names.add(k);
+          name = false;
+        }
+        i = j;
+      } else if (c === '{') { open.push(new Set()); name = true; }
+      else if (c === '[') { open.push(null); name = false; }
+      else if (c === '}' || c === ']') { open.pop(); }
+      else if (c === ',') { name = open[open.length - 1] instanceof Set; }
+    }
+    return undefined;
   }
   function li(list, text, cls) {
     const el = document.createElement('li');
