@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -155,33 +154,24 @@ func verifyAnchor(raw json.RawMessage, h *chain.Header, blockHash chain.Hash, r 
 	return nil
 }
 
-// carries reports whether an output is exactly OP_RETURN with the anchor
-// data of hash.
+// AnchorScript is the one output script that anchors the block with hash
+// h: OP_RETURN (0x6a), then the 38 bytes of AnchorData in their shortest
+// push (0x26: push the next 38 bytes), as txscript.NullDataScript writes
+// it. An OP_PUSHDATA1 push of the same bytes is another script, and is not
+// an anchor: a verifier takes one form only, as SPEC.md section 11 says.
+func AnchorScript(h chain.Hash) []byte {
+	return append([]byte{txscript.OP_RETURN, txscript.OP_DATA_38}, AnchorData(h)...)
+}
+
+// carries reports whether an output's script is exactly AnchorScript(hash).
 func carries(outs []*wire.TxOut, hash chain.Hash) bool {
-	want := AnchorData(hash)
+	want := AnchorScript(hash)
 	for _, o := range outs {
-		data, err := opReturnData(o.PkScript)
-		if err == nil && bytes.Equal(data, want) {
+		if bytes.Equal(o.PkScript, want) {
 			return true
 		}
 	}
 	return false
-}
-
-// opReturnData returns the data of an OP_RETURN script of one push.
-func opReturnData(script []byte) ([]byte, error) {
-	tok := txscript.MakeScriptTokenizer(0, script)
-	if !tok.Next() || tok.Opcode() != txscript.OP_RETURN {
-		return nil, fmt.Errorf("not OP_RETURN")
-	}
-	if !tok.Next() {
-		return nil, fmt.Errorf("OP_RETURN without data")
-	}
-	data := tok.Data()
-	if tok.Next() || tok.Err() != nil {
-		return nil, fmt.Errorf("OP_RETURN with more than one push")
-	}
-	return data, nil
 }
 
 // hashes decodes a list of 32-byte hex hashes.
