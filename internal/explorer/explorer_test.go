@@ -39,6 +39,11 @@ func fixture(t *testing.T, hubs int) *testNet {
 	publish(t, b, "evt-secret-b0", now, "temperature", 3.5)
 	tn.waitFinal("evt-secret-a11")
 	tn.waitFinal("evt-secret-b0")
+	// Search reads the index, which follows finality by a moment.
+	led := tn.Master.Ledger()
+	if err := led.WaitIndexed(ctxTimeout(t, 15*time.Second), led.Height()); err != nil {
+		t.Fatalf("index at %d of %d blocks: %v", led.IndexedHeight(), led.Height(), err)
+	}
 	return tn
 }
 
