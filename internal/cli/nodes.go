@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
-	"time"
 
 	"cissan/internal/registry"
 )
@@ -42,6 +40,7 @@ func runNodes(ctx context.Context, env Env, args []string) error {
 	}
 	fs := flag.NewFlagSet("nodes "+sub, flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8081", "base URL of the registry API")
+	cacert := fs.String("cacert", "", cacertUsage)
 	tokenFile := fs.String("token-file", "./data/registry/admin.token", "file holding the registry's operator token (CISSAN_TOKEN overrides it)")
 	id := fs.String("id", "", "revoke: the node's id (hub-3, or master)")
 	fs.Usage = func() {
@@ -73,7 +72,11 @@ func runNodes(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := &registry.Client{BaseURL: *api, Token: op, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	hc, err := apiClient(*cacert)
+	if err != nil {
+		return err
+	}
+	c := &registry.Client{BaseURL: *api, Token: op, HTTP: hc}
 	var out any
 	switch sub {
 	case "list":
