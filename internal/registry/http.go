@@ -93,13 +93,20 @@ func NewHandler(r *Registry, authorize func(*http.Request) bool) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})
+	return operatorOnly(authorize, mux)
+}
+
+// operatorOnly serves h to requests that authorize admits (the operator
+// token, or a node's signature on the routes NodeGate lets through), and
+// answers 401 to the rest.
+func operatorOnly(authorize func(*http.Request) bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if authorize == nil || !authorize(req) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cissan"`)
 			writeError(w, http.StatusUnauthorized, "operator bearer token required")
 			return
 		}
-		mux.ServeHTTP(w, req)
+		h.ServeHTTP(w, req)
 	})
 }
 

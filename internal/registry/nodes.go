@@ -228,14 +228,7 @@ func NewNodeHandler(r *Registry, keys *NetworkFile, authorize func(*http.Request
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if authorize == nil || !authorize(req) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cissan"`)
-			writeError(w, http.StatusUnauthorized, "operator bearer token required")
-			return
-		}
-		mux.ServeHTTP(w, req)
-	})
+	return operatorOnly(authorize, mux)
 }
 
 // Nodes lists the nodes the registry knows, with their revocations.

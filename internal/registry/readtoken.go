@@ -279,14 +279,7 @@ func NewReadTokenHandler(r *Registry, authorize func(*http.Request) bool) http.H
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if authorize == nil || !authorize(req) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cissan"`)
-			writeError(w, http.StatusUnauthorized, "operator bearer token required")
-			return
-		}
-		mux.ServeHTTP(w, req)
-	})
+	return operatorOnly(authorize, mux)
 }
 
 // CreateReadToken asks the registry API for a read token.
